@@ -1,0 +1,48 @@
+# all_nb: `make demo` and `make test` work on a fresh clone; both create .venv and install the package first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHELL := /bin/bash
+
+.PHONY: install demo test nbtest pytest check-sync proc readme lab clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/all-nb audit data/sample --out runs/demo-audit --overwrite
+
+test: install nbtest pytest check-sync proc
+
+nbtest: install
+	$(BIN)/nbdev-test --n-workers 2
+
+pytest: install
+	$(BIN)/python -m pytest -q tests
+
+# The module must be exactly what the notebooks export, and the notebooks clean: export and clean a copy, compare.
+check-sync: install
+	@tmp=$$(mktemp -d) && cp -r nbs pyproject.toml all_nb $$tmp/ && \
+	  (cd $$tmp && git init -q . && $(abspath $(BIN))/nbdev-export && $(abspath $(BIN))/nbdev-clean) && \
+	  diff -r -x __pycache__ all_nb $$tmp/all_nb && diff -r -x .ipynb_checkpoints nbs $$tmp/nbs && \
+	  $(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir $$tmp --output README && \
+	  diff README.md $$tmp/README.md && rm -rf $$tmp && \
+	  echo "module in sync with the notebooks, notebooks clean, README.md made from nbs/index.ipynb"
+
+# README.md is nbs/index.ipynb as markdown (nbdev-readme does the same where Quarto is installed).
+readme: install
+	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
+
+proc: install
+	$(BIN)/nbdev-proc-nbs
+
+lab: install
+	$(BIN)/jupyter lab nbs
+
+clean:
+	rm -rf _proc _docs runs/demo-audit
