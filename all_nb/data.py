@@ -280,14 +280,23 @@ def plot_audit(df:pd.DataFrame, # `audit` output
     return fig
 
 # %% ../nbs/00_data.ipynb #6e73abf8
+def _new_file_mode()->int:
+    "The permissions a new file gets here: 0o666 less the umask."
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
 def atomic_write(path, # file to write
-                 data # text or bytes
+                 data # text, bytes, or a function that writes the file name it is given
                 )->Path:
     "Write `data` to `path` through a temporary file in the same folder, so `path` is never half-written."
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f: f.write(data.encode() if isinstance(data, str) else data)
+        with os.fdopen(fd, 'wb') as f:
+            if not callable(data): f.write(data.encode() if isinstance(data, str) else data)
+        if callable(data): data(tmp)
+        os.chmod(tmp, _new_file_mode())  # a temporary file is private; the result gets the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,7 +6,7 @@ Docs: https://all-nb.github.io/all_nb/inference.html.md"""
 
 # %% ../nbs/02a_inference.ipynb #45dd07a1
 from __future__ import annotations
-import glob, io, json, os, tempfile
+import glob, json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +45,7 @@ def save_safe_model(model:torch.nn.Module, # the trained network
     out_dir = Path(out_dir)
     state = {k: v.detach().float().contiguous().cpu() if v.is_floating_point() else v.detach().contiguous().cpu()
              for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix='.model.', suffix='.safetensors')
-    os.close(fd)
-    try: save_file(state, tmp); os.replace(tmp, out_dir/'model.safetensors')
-    finally: Path(tmp).unlink(missing_ok=True)
+    atomic_write(out_dir/'model.safetensors', lambda tmp: save_file(state, tmp))
     atomic_write(out_dir/'model.json', json.dumps(meta, indent=1))
     return out_dir/'model.safetensors'
 
