@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np, pandas as pd, torch
 import fastai, timm
-from fastai.vision.all import (Learner, Callback, CrossEntropyLossFlat, OptimWrapper, Adam, SGD, accuracy,
+from fastai.vision.all import (Learner, Callback, CrossEntropyLossFlat, OptimWrapper, accuracy,
                                BalancedAccuracy, F1Score, FBeta, CohenKappa, MatthewsCorrCoef, SaveModelCallback,
                                EarlyStoppingCallback, ReduceLROnPlateau, CSVLogger, set_seed, to_float, valley,
                                num_distrib, rank_distrib)
@@ -25,9 +25,10 @@ from .inference import save_safe_model, model_meta
 from . import balance
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'RECIPES', 'all_metrics', 'CPUMixedPrecision', 'use_mixed_precision', 'all_learner', 'find_lr', 'Recipe',
-           'get_recipe', 'balance_training', 'data_fingerprint', 'split_for', 'BestModelSaver', 'FromEpoch',
-           'HistoryLogger', 'fit_recipe', 'RunInterrupted', 'train_run', 'load_run', 'resume_run']
+__all__ = ['OPTIMIZERS', 'RECIPES', 'all_metrics', 'torch_optimizer', 'CPUMixedPrecision', 'use_mixed_precision', 'PlainTensors',
+           'all_learner', 'find_lr', 'Recipe', 'get_recipe', 'balance_training', 'data_fingerprint', 'split_for',
+           'BestModelSaver', 'FromEpoch', 'HistoryLogger', 'fit_recipe', 'RunInterrupted', 'train_run', 'load_run',
+           'resume_run']
 
 # %% ../nbs/02_train.ipynb #a9a55ce8
 def all_metrics()->list:
@@ -35,8 +36,13 @@ def all_metrics()->list:
     return [accuracy, BalancedAccuracy(), F1Score(average='macro'), FBeta(beta=2, average='macro'),
             CohenKappa(), MatthewsCorrCoef()]
 
-OPTIMIZERS = dict(adam=partial(OptimWrapper, opt=torch.optim.Adam), adamax=partial(OptimWrapper, opt=torch.optim.Adamax),
-                  adamw=Adam, sgd=SGD)
+def torch_optimizer(opt, **defaults)->partial:
+    "A fastai `opt_func` for PyTorch optimizer `opt` (vectorised over parameters where it can be)."
+    return partial(OptimWrapper, opt=partial(opt, foreach=True, **defaults))
+
+OPTIMIZERS = dict(adam=torch_optimizer(torch.optim.Adam), adamax=torch_optimizer(torch.optim.Adamax),
+                  adamw=torch_optimizer(torch.optim.AdamW, betas=(.9, .99), eps=1e-5, weight_decay=.01),
+                  sgd=torch_optimizer(torch.optim.SGD))
 
 # %% ../nbs/02_train.ipynb #a0101639
 class CPUMixedPrecision(Callback):
@@ -58,6 +64,12 @@ def use_mixed_precision(learn:Learner)->str:
     learn.add_cb(CPUMixedPrecision())
     return 'bf16'
 
+# %% ../nbs/02_train.ipynb #5a215bd3
+class PlainTensors(Callback):
+    "Give the model plain `torch.Tensor` inputs: fastai's tensor subclasses slow every operation down."
+    order = 9  # before `CPUMixedPrecision`
+    def before_batch(self): self.learn.xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in self.xb)
+
 # %% ../nbs/02_train.ipynb #eeecc217
 def all_learner(dls, # DataLoaders from `all_dls`
                 arch:str='efficientnet_b3', # timm name or one of `models.custom_arch_names()`
@@ -69,11 +81,11 @@ def all_learner(dls, # DataLoaders from `all_dls`
                 cbs=None, # extra callbacks
                 **model_kwargs # passed to `create_model`
                )->Learner:
-    "A fastai `Learner` for `arch` on `dls`, with `all_metrics`, body/head groups for `fine_tune`, and mixed precision."
+    "A fastai `Learner` for `arch` on `dls`, with `all_metrics`, body/head groups for `fine_tune`, plain-tensor inputs and mixed precision."
     if opt not in OPTIMIZERS: raise AllNbError(f"unknown optimizer {opt!r}; use one of {', '.join(OPTIMIZERS)}")
     if issubclass(CUSTOM_ARCHS.get(arch, object), ScratchCNN): model_kwargs.setdefault('size', dls.valid.one_batch()[0].shape[-1])
     model = create_model(arch, n_out=len(dls.vocab), pretrained=pretrained, weights=weights, **model_kwargs)
-    cbs = [*(cbs or []), *([L1Penalty()] if getattr(model, 'l1', 0) else [])]
+    cbs = [PlainTensors(), *(cbs or []), *([L1Penalty()] if getattr(model, 'l1', 0) else [])]
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=OPTIMIZERS[opt], metrics=all_metrics(),
                     splitter=arch_splitter, path=path, model_dir='.', cbs=cbs)
     learn.precision = use_mixed_precision(learn) if mixed_precision else 'fp32'
@@ -133,7 +145,8 @@ def balance_training(items:pd.DataFrame, # rows from `load_items`
                      split:dict, # index lists `train`, `valid`, `test`
                      recipe:Recipe, # whose `balance` to apply
                      run_dir:Path, # where synthetic images are written
-                     seed:int=0 # random seed
+                     seed:int=0, # random seed
+                     size:int=224 # the run's image size: pixel-SMOTE blends images of this size
                     )->tuple:
     "(items, split, train_weights) with the recipe's balancing applied to the training split only."
     how = recipe.balance
@@ -141,7 +154,7 @@ def balance_training(items:pd.DataFrame, # rows from `load_items`
     if how == 'oversample': return items, split, balance.oversample_weights(items, split)
     if how == 'desaturate': return (*balance.desaturate_minority(items, split), None)
     if how == 'augment_to_n': return (*balance.augment_to_n(items, split, n=recipe.balance_n, seed=seed), None)
-    if how == 'smote_pixels': return (*balance.smote_pixels(items, split, run_dir, seed=seed), None)
+    if how == 'smote_pixels': return (*balance.smote_pixels(items, split, run_dir, size=size, seed=seed), None)
     raise AllNbError(f"unknown balancing {how!r} in recipe {recipe.name}")
 
 # %% ../nbs/02_train.ipynb #0027e42b
@@ -277,8 +290,9 @@ def _fit_and_finish(learn:Learner, recipe:Recipe, config:dict, run_dir:Path, sta
 def _run_learner(cfg:dict, run_dir:Path, items:pd.DataFrame, sp:dict, for_training:bool, weights=None, cbs=None)->Learner:
     "The learner a run's config describes; for training, on its balanced training set."
     r = Recipe(**{**cfg['recipe'], 'plateau': tuple(cfg['recipe']['plateau'] or ()) or None})
-    train_items, train_split, sampling = balance_training(items, sp, r, run_dir, cfg['seed']) if for_training else (items, sp, None)
-    balance.check_no_leak(train_items, train_split)
+    train_items, train_split, sampling = (balance_training(items, sp, r, run_dir, cfg['seed'], cfg['size']) if for_training
+                                          else (items, sp, None))
+    balance.check_no_leak(train_items, train_split, copies_ok=cfg['split']['kind'] == 'random')
     dls = all_dls(train_items, train_split, r.arch, cfg['size'], r.bs, r.aug, train_weights=sampling)
     learn = all_learner(dls, r.arch, r.pretrained and for_training, weights, r.opt, r.mixed_precision, path=run_dir,
                         cbs=cbs, **cfg.get('model_kwargs', {}))
