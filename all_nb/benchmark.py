@@ -10,8 +10,10 @@ import json
 from pathlib import Path
 
 import numpy as np, pandas as pd
-from .data import AllNbError, SPLIT_KINDS, atomic_write
-from .train import train_run, RECIPES
+from .core import AllNbError, RunPaths, atomic_write, versions
+from .data import SPLIT_KINDS
+from .run import RECIPES
+from .train import train_run
 from .evaluate import predictions, metric_table, colour_baseline
 
 # %% auto #0
@@ -53,20 +55,19 @@ def run_fold(root, # dataset folder
             )->dict:
     "Train `recipe` on one fold, score the test fold and the colour baseline on it; kept in `result.json`."
     run_dir = Path(out)/f"{recipe}-{train_kw.get('arch') or RECIPES[recipe].arch}-{kind}-f{fold}"
-    done, settings = run_dir/'result.json', json.loads(json.dumps(train_kw, default=str))
+    done, settings = RunPaths(run_dir).result, json.loads(json.dumps(train_kw, default=str))
     if done.is_file():
         result = json.loads(done.read_text())
         if result.get('settings') != settings:
             raise AllNbError(f"{run_dir}: was run with other settings ({result.get('settings')}); "
                              f"choose another out folder, or delete this one to run it again")
         return result
-    learn = train_run(root, recipe, out=run_dir, split=kind, fold=fold, overwrite=True, **train_kw)
-    cfg = learn.config
-    y, probs = predictions(learn)
-    result = dict(recipe=recipe, settings=settings, arch=cfg['recipe']['arch'], kind=kind, fold=fold, epochs=cfg['epochs'], size=cfg['size'],
-                  lr=cfg['lr'], weights=cfg['weights'], pretrained=not cfg['weights'].startswith('none'), precision=cfg['precision'], train_seconds=cfg['train_seconds'],
-                  training_items=cfg['training_items'], run_dir=str(run_dir), model=fold_scores(y, probs, n_boot),
-                  colour_baseline=fold_scores(*colour_baseline(learn.items, learn.split)['test'], n_boot))
+    run = train_run(root, recipe=recipe, out=run_dir, split=kind, fold=fold, overwrite=True, **train_kw)
+    y, probs = predictions(run.learn)
+    result = dict(recipe=recipe, settings=settings, arch=run.recipe.arch, kind=kind, fold=fold, epochs=run.epochs, size=run.size,
+                  lr=run.lr, weights=run.weights, pretrained=run.pretrained, precision=run.precision, train_seconds=run.train_seconds,
+                  training_items=run.training_items, run_dir=str(run_dir), model=fold_scores(y, probs, n_boot),
+                  colour_baseline=fold_scores(*colour_baseline(run.items, run.split)['test'], n_boot))
     atomic_write(done, json.dumps(result, indent=1))
     return result
 
@@ -172,7 +173,8 @@ def machine()->dict:
     from datetime import datetime, timezone
     info = Path('/proc/cpuinfo')
     cpu = next((l.split(':', 1)[1].strip() for l in info.read_text().splitlines() if l.startswith('model name')), None) if info.exists() else None
+    v = versions()
     return dict(cpu=cpu or platform.processor(), cores=os.cpu_count(),
                 memory_gib=round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30),
-                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None, torch=torch.__version__,
-                python=platform.python_version(), date=datetime.now(timezone.utc).strftime('%Y-%m-%d'))
+                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None, torch=v['torch'],
+                python=v['python'], date=datetime.now(timezone.utc).strftime('%Y-%m-%d'))

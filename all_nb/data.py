@@ -6,7 +6,7 @@ Docs: https://all-nb.github.io/all_nb/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #d7a2568f
 from __future__ import annotations
-import hashlib, io, json, os, re, tempfile, warnings
+import hashlib, io, json, re, warnings
 from pathlib import Path
 
 import numpy as np, pandas as pd
@@ -14,25 +14,23 @@ import imagehash
 from PIL import Image, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 import matplotlib.pyplot as plt
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised by libraries on import
-import timm, torch
-import math
-from fastcore.basics import store_attr
-from fastai.vision.all import (PILImage, Datasets, ColReader, Categorize, Resize, DihedralItem, ToTensor, TensorImage,
-                               IntToFloatTensor, Normalize, RandTransform, AffineCoordTfm, aug_transforms, imagenet_stats)
+import all_nb
+from .core import AllNbError, atomic_write, ensure_writable_dir, save_figure
 
 # %% auto #0
-__all__ = ['CLASSES', 'IMAGE_EXTS', 'LAYOUT_HELP', 'MAX_PIXELS', 'CLASS_COLOURS', 'SPLIT_KINDS', 'VARIANTS', 'AUG_PRESETS',
-           'AllNbError', 'canonical_class', 'class_folders', 'file_number', 'find_images', 'to_rgb', 'read_image',
+__all__ = ['CLASSES', 'IMAGE_EXTS', 'LAYOUT_HELP', 'MAX_PIXELS', 'CLASS_COLOURS', 'AUDIT_FILES', 'SPLIT_KINDS', 'VARIANTS',
+           'bundled_sample', 'canonical_class', 'class_folders', 'file_number', 'find_images', 'to_rgb', 'read_image',
            'load_rgb', 'scan_images', 'hash_distances', 'near_duplicate_pairs', 'duplicate_groups', 'group_duplicates',
-           'audit', 'audit_summary', 'summary_text', 'plot_audit', 'atomic_write', 'ensure_writable_dir', 'save_figure',
-           'write_audit', 'load_items', 'assign_parts', 'make_split', 'kfold', 'fold_split', 'cut_groups',
-           'check_split', 'save_split', 'load_split', 'apply_variant', 'item_image', 'SmearImage', 'GaussianNoise',
-           'ScaleBrightness', 'keras_affine_mat', 'norm_stats', 'aug_tfms', 'all_dls']
+           'audit', 'audit_summary', 'summary_text', 'plot_audit', 'write_audit', 'load_items', 'assign_parts',
+           'make_split', 'kfold', 'fold_split', 'cut_groups', 'check_split', 'save_split', 'load_split',
+           'apply_variant', 'item_image']
 
-# %% ../nbs/00_data.ipynb #8fddb422
-class AllNbError(Exception):
-    "A problem with the user's input, told in one line that names the file or folder and the fix."
+# %% ../nbs/00_data.ipynb #b5725135
+def bundled_sample()->Path:
+    "The real sample images that ship with the repository (`data/sample`): 49 images of the four classes."
+    sample = Path(all_nb.__file__).resolve().parent.parent/'data'/'sample'
+    if not sample.is_dir(): raise AllNbError(f"{sample}: the bundled sample is missing; run from a clone of the repository")
+    return sample
 
 # %% ../nbs/00_data.ipynb #7c0ecfe9
 CLASSES = ('Benign', 'Early', 'Pre', 'Pro')
@@ -280,63 +278,19 @@ def plot_audit(df:pd.DataFrame, # `audit` output
     return fig
 
 # %% ../nbs/00_data.ipynb #6e73abf8
-def _new_file_mode()->int:
-    "The permissions a new file gets here: 0o666 less the umask."
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-def atomic_write(path, # file to write
-                 data # text, bytes, or a function that writes the file name it is given
-                )->Path:
-    "Write `data` to `path` through a temporary file in the same folder, so `path` is never half-written."
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            if not callable(data): f.write(data.encode() if isinstance(data, str) else data)
-        if callable(data): data(tmp)
-        os.chmod(tmp, _new_file_mode())  # a temporary file is private; the result gets the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-def ensure_writable_dir(path, # folder to create or reuse
-                        files=(), # names that would be written in it
-                        overwrite:bool=False # may existing `files` be replaced?
-                       )->Path:
-    "Create `path` if needed; refuse if it can't be written or already holds `files` (unless `overwrite`)."
-    path = Path(path).expanduser()
-    try: path.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise AllNbError(f"{path}: can't create the output folder ({e.strerror}); choose another with --out") from None
-    try: tempfile.TemporaryFile(dir=path).close()
-    except OSError as e: raise AllNbError(f"{path}: the output folder is not writable ({e.strerror}); choose another with --out") from None
-    existing = [f for f in files if (path/f).exists()]
-    if existing and not overwrite:
-        raise AllNbError(f"{path/existing[0]}: already exists; pass --overwrite to replace it, or choose another --out")
-    return path
-
-def save_figure(fig, # a matplotlib figure
-                path # the PNG file to write
-               )->Path:
-    "Write `fig` to `path` as a PNG, atomically, and close it."
-    png = io.BytesIO()
-    fig.savefig(png, format='png', dpi=90)
-    plt.close(fig)
-    return atomic_write(path, png.getvalue())
+AUDIT_FILES = ('audit.csv', 'audit.json', 'audit.png') # the per-image table, the summary, the plots
 
 def write_audit(df:pd.DataFrame, # `audit` output
                 out, # folder for `audit.csv` and `audit.json`
                 overwrite:bool=False # replace an earlier audit there?
                )->dict:
     "Write the per-image table `out/audit.csv`, the summary `out/audit.json` and the plot `out/audit.png`."
-    out = ensure_writable_dir(out, ('audit.csv', 'audit.json', 'audit.png'), overwrite)
+    out = ensure_writable_dir(out, AUDIT_FILES, overwrite)
+    table, summary, plot = (out/f for f in AUDIT_FILES)
     s = audit_summary(df)
-    atomic_write(out/'audit.csv', df.drop(columns='path').to_csv(index=False))
-    atomic_write(out/'audit.json', json.dumps(dict(s, near_pairs=df.attrs.get('near_pairs', [])), indent=1))
-    save_figure(plot_audit(df), out/'audit.png')
+    atomic_write(table, df.drop(columns='path').to_csv(index=False))
+    atomic_write(summary, json.dumps(dict(s, near_pairs=df.attrs.get('near_pairs', [])), indent=1))
+    save_figure(plot_audit(df), plot)
     return s
 
 # %% ../nbs/00_data.ipynb #3d646ff3
@@ -452,13 +406,13 @@ def check_split(items:pd.DataFrame, # rows from `load_items`
                ):
     "Raise if `split` overlaps, misses items, cuts a duplicate group, or skews class proportions by more than `tol`."
     idx = [i for v in split.values() for i in v]
-    assert sorted(idx) == list(range(len(items))), 'parts overlap or miss items'
+    if sorted(idx) != list(range(len(items))): raise AllNbError("parts overlap or miss items; make the split again with make_split or fold_split")
     cut = cut_groups(items, split)
-    assert not whole_groups or not cut, f'duplicate groups cut across parts: {cut}'
+    if whole_groups and cut: raise AllNbError(f"duplicate groups cut across parts: {cut[:5]}; use a grouped or block split")
     whole = items.label.value_counts(normalize=True)
     for name, v in split.items():
         gap = (items.label.iloc[v].value_counts(normalize=True).reindex(whole.index, fill_value=0) - whole).abs().max()
-        assert gap <= tol, f'{name}: class proportions differ from the whole by {gap:.3f}'
+        if gap > tol: raise AllNbError(f"{name}: class proportions differ from the whole by {gap:.3f} (more than {tol}); use more images or another seed")
 
 # %% ../nbs/00_data.ipynb #578c16f1
 def save_split(split:dict, # index lists from `make_split` or `fold_split`
@@ -504,91 +458,3 @@ def item_image(row # a row of the items table, or a path
     if isinstance(row, (str, Path)): return load_rgb(row)
     variant = row.get('variant', '')
     return apply_variant(load_rgb(row['path']), variant if isinstance(variant, str) else '')
-
-# %% ../nbs/00_data.ipynb #c2d216ca
-class SmearImage(PILImage):
-    "A fastai image decoded by `load_rgb`: every mode, 16-bit included, arrives as 8-bit RGB."
-    @classmethod
-    def create(cls, fn, **kwargs): return cls(load_rgb(fn)) if isinstance(fn, (str, Path)) else super().create(fn, **kwargs)
-
-AUG_PRESETS = ('none', 'flips-rot', 'fastai', 'mobilenet-m')
-
-class GaussianNoise(RandTransform):
-    "Add zero-mean Gaussian noise to float images in [0, 1]; `sigmas` on the 0-255 scale, one drawn per image."
-    order, split_idx = 50, 0 # after `IntToFloatTensor`, before `Normalize`; training batches only
-    def __init__(self, sigmas=(3., 9.), # noise levels to draw from, in equal parts
-                 per_channel:bool=True, # independent noise per channel, or one value per pixel for all three
-                 p:float=1.):
-        super().__init__(p=p)
-        self.sigmas, self.per_channel = torch.tensor(sigmas, dtype=torch.float32), per_channel
-    def encodes(self, x:TensorImage):
-        sigma = self.sigmas[torch.randint(len(self.sigmas), (x.shape[0],))].to(x.device).view(-1, 1, 1, 1) / 255
-        noise = torch.randn_like(x) if self.per_channel else torch.randn_like(x[:, :1]).expand_as(x)
-        return (x + noise * sigma).clamp(0, 1)
-
-class ScaleBrightness(RandTransform):
-    "Multiply float images by a factor drawn per image from `[lo, hi]` (Keras' `brightness_range`)."
-    order, split_idx = 50, 0
-    def __init__(self, lo:float=.4, hi:float=.8, p:float=1.): super().__init__(p=p); store_attr('lo,hi')
-    def encodes(self, x:TensorImage):
-        return (x * x.new_empty(x.shape[0], 1, 1, 1).uniform_(self.lo, self.hi)).clamp(0, 1)
-
-def keras_affine_mat(x, # a batch of images
-                     max_deg:float=45., # largest rotation, degrees
-                     shift:float=.1, # largest shift, fraction of width and height
-                     zoom=(.8, 1.), # Keras zoom range: below 1 zooms in
-                     max_shear:float=3. # largest shear, degrees
-                    ):
-    "Random affine matrices (rotation, shift, zoom, shear) like Keras' `ImageDataGenerator`, in fastai's convention."
-    bs, u = x.size(0), lambda lo, hi: x.new_empty(x.size(0)).uniform_(lo, hi)
-    th, sh, z = u(-max_deg, max_deg) * math.pi / 180, u(-max_shear, max_shear) * math.pi / 180, u(*zoom)
-    tx, ty = u(-2 * shift, 2 * shift), u(-2 * shift, 2 * shift) # fastai coordinates span [-1, 1]
-    m = torch.zeros(bs, 3, 3, device=x.device); m[:, 2, 2] = 1
-    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = z * th.cos(), -z * (th + sh).sin(), tx
-    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = z * th.sin(), z * (th + sh).cos(), ty
-    return m
-
-def norm_stats(arch:str # timm model name
-              )->tuple:
-    "The (mean, std) the pretrained weights of `arch` expect; ImageNet's when timm has no config for it."
-    try: cfg = timm.get_pretrained_cfg(arch)
-    except Exception: cfg = None
-    return (tuple(cfg.mean), tuple(cfg.std)) if cfg else tuple(map(tuple, imagenet_stats))
-
-def aug_tfms(preset:str # one of `AUG_PRESETS`
-            )->tuple:
-    "The (item, batch) augmentation transforms of `preset`; fastai applies them to training batches only."
-    if preset not in AUG_PRESETS: raise AllNbError(f"unknown augmentation {preset!r}; use one of {', '.join(AUG_PRESETS)}")
-    if preset == 'flips-rot': return [DihedralItem(p=1.)], []
-    if preset == 'fastai': return [], aug_transforms(flip_vert=True)
-    if preset == 'mobilenet-m': return [DihedralItem(p=1.)], [AffineCoordTfm(aff_fs=keras_affine_mat), ScaleBrightness(.4, .8), GaussianNoise((3., 9.))]
-    return [], []
-
-# %% ../nbs/00_data.ipynb #22ec4b14
-def all_dls(items:pd.DataFrame, # rows from `load_items`
-            split:dict, # index lists `train`, `valid`, `test`
-            arch:str='efficientnet_b3', # timm model name, for its normalisation statistics
-            size:int=224, # side of the square images fed to the model
-            bs:int=32, # batch size
-            aug:str='flips-rot', # augmentation preset, one of `AUG_PRESETS`
-            train_weights=None, # sampling weight of each training item (oversampling), or None to shuffle
-            num_workers:int|None=None, # loader processes; default: none on CPU, all cores with CUDA
-            device=None # where batches go; default: CUDA when available
-           ):
-    "fastai DataLoaders for `split`: `dls.train`, `dls.valid`, and the test set as `dls[2]`."
-    item_aug, batch_aug = aug_tfms(aug)
-    if num_workers is None: num_workers = os.cpu_count() if torch.cuda.is_available() else 0
-    order = split['train'] + split['valid'] + split['test']
-    n_train, n_valid = len(split['train']), len(split['valid'])
-    parts = [range(n_train), range(n_train, n_train + n_valid), range(n_train + n_valid, len(order))]
-    dsets = Datasets(items.iloc[order].reset_index(drop=True),
-                     [[item_image, SmearImage.create], [ColReader('label'), Categorize(vocab=list(CLASSES))]],
-                     splits=parts)
-    from all_nb.models import arch_stats  # models builds on this module, so it is imported when first needed
-    mean, std = arch_stats(arch)
-    kw = dict(bs=bs, num_workers=num_workers, device=device, drop_last=n_train % bs == 1,
-              after_item=[Resize(size), *item_aug, ToTensor()],
-              after_batch=[IntToFloatTensor(), *batch_aug, Normalize.from_stats(mean, std)])
-    if train_weights is None: return dsets.dataloaders(**kw)
-    if len(train_weights) != n_train: raise AllNbError(f"{len(train_weights)} sampling weights for {n_train} training items")
-    return dsets.weighted_dataloaders(np.asarray(train_weights, float), **kw)

@@ -18,7 +18,10 @@ from sklearn.preprocessing import StandardScaler
 from fastcore.basics import store_attr
 from fastai.vision.all import Learner, Transform, TensorImage
 from fastai.vision.augment import rgb2hsv, hsv2rgb
-from .data import AllNbError, CLASSES, CLASS_COLOURS, GaussianNoise, load_rgb, kfold, fold_split, atomic_write, save_figure
+from .core import AllNbError, RUN_FILES, RunPaths, atomic_write, save_figure
+from .data import CLASSES, CLASS_COLOURS, load_rgb, kfold, fold_split
+from .augment import GaussianNoise
+from .run import Run, run_config
 from .train import load_run
 
 # %% auto #0
@@ -258,7 +261,7 @@ def plot_reliability(bins:pd.DataFrame, # from `reliability_bins`
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_evaluate.ipynb #12543b15
+# %% ../nbs/03_evaluate.ipynb #b5877d84
 def predictions(learn:Learner, # a trained learner
                 dl=None, # DataLoader to predict; default: the test set `learn.dls[2]`
                 tta:bool=False # average over test-time augmentations (`learn.tta`)
@@ -268,7 +271,8 @@ def predictions(learn:Learner, # a trained learner
     with learn.no_bar(): probs, y = learn.tta(dl=dl) if tta else learn.get_preds(dl=dl)
     return y.numpy().astype(int), probs.double().numpy()
 
-def evaluate(source, # a run directory, or a `Learner`
+# %% ../nbs/03_evaluate.ipynb #fb2ccf67
+def evaluate(source, # a run folder, a `run.Run`, or a `Learner`
              dl=None, # DataLoader to evaluate on; default: the test set `dls[2]`
              data=None, # dataset folder for a run directory; default: the one it was trained on
              n_boot:int=1000, # bootstrap resamples
@@ -276,19 +280,20 @@ def evaluate(source, # a run directory, or a `Learner`
              seed:int=0 # random seed of the resampling
             )->pd.DataFrame:
     "The `metric_table` of a run or learner on its test set (or `dl`): every metric, per class and averaged, with intervals."
-    learn = source if isinstance(source, Learner) else load_run(source, data)
+    learn = source if isinstance(source, Learner) else load_run(source, data).learn
     return metric_table(*predictions(learn, dl, tta), list(learn.dls.vocab), n_boot, seed)
 
-# %% ../nbs/03_evaluate.ipynb #41070cd0
+# %% ../nbs/03_evaluate.ipynb #f4f7ad8f
 def training_history(run_dir # a run directory written by `train.train_run`
                     )->pd.DataFrame:
     "Loss and metrics per epoch from the run's `history.csv`, with `error_rate` = 1 - accuracy."
-    path = Path(run_dir)/'history.csv'
+    path = RunPaths(run_dir).history
     try: history = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise AllNbError(f"{path}: no readable training history ({type(e).__name__}); train the run again") from None
     return history.drop(columns='time', errors='ignore').assign(error_rate=lambda h: 1 - h.accuracy)
 
+# %% ../nbs/03_evaluate.ipynb #eee471a1
 def plot_training(history:pd.DataFrame # from `training_history`
                  ):
     "Training and validation loss, and validation accuracy and error rate, per epoch; the saved (best) epoch marked."
@@ -438,13 +443,13 @@ def plot_robustness(sweep:pd.DataFrame, # from `robustness_sweep`
     return fig
 
 # %% ../nbs/03_evaluate.ipynb #25ce9a0a
-EVAL_FILES = ('evaluation.json', 'confusion.png', 'roc.png', 'reliability.png', 'training.png', 'robustness.png')
+EVAL_FILES = tuple(RUN_FILES[k] for k in ('evaluation', 'confusion_plot', 'roc_plot', 'reliability_plot', 'training_plot', 'robustness_plot'))
 
 def _records(df:pd.DataFrame)->list:
     "`df` as JSON-ready records, NaN as None."
     return df.astype(object).where(df.notna(), None).to_dict('records')
 
-def evaluate_run(run_dir, # a run directory written by `train.train_run`
+def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run`
                  data=None, # dataset folder; default: the one the run was trained on
                  n_boot:int=1000, # bootstrap resamples
                  tta:bool=False, # test-time augmentation for the model's predictions
@@ -452,21 +457,22 @@ def evaluate_run(run_dir, # a run directory written by `train.train_run`
                  robustness:bool=True, # run the perturbation sweeps (one pass over the test set per level)
                  overwrite:bool=False # replace an earlier evaluation
                 )->dict:
-    "Evaluate a run on its test split beside the colour baseline; write `evaluation.json` and the plots into `run_dir`."
-    run_dir = Path(run_dir)
-    earlier = [f for f in EVAL_FILES if (run_dir/f).exists()]
-    if earlier and not overwrite: raise AllNbError(f"{run_dir/earlier[0]}: an earlier evaluation is there; pass --overwrite to replace it")
-    learn = load_run(run_dir, data)
-    classes, cfg = list(learn.dls.vocab), learn.config
+    "Evaluate a run on its test split beside the colour baseline; write `evaluation.json` and the plots into the run folder."
+    paths = RunPaths(run.dir if isinstance(run, Run) else run)
+    earlier = [f for f in EVAL_FILES if (paths.dir/f).exists()]
+    if earlier and not overwrite: raise AllNbError(f"{paths.dir/earlier[0]}: an earlier evaluation is there; pass --overwrite to replace it")
+    run = load_run(run, data)
+    learn, cfg = run.learn, run_config(run)
+    classes = list(learn.dls.vocab)
     y, probs = predictions(learn, tta=tta)
     model = metric_table(y, probs, classes, n_boot, seed)
-    baseline = metric_table(*colour_baseline(learn.items, learn.split)['test'], classes, n_boot, seed)
+    baseline = metric_table(*colour_baseline(run.items, run.split)['test'], classes, n_boot, seed)
     counts = confusion_matrices(y, probs.argmax(1), len(classes))[0]
-    bins, history = reliability_bins(y, probs), training_history(run_dir)
+    bins, history = reliability_bins(y, probs), training_history(run.dir)
     sweep = robustness_sweep(learn, seed=seed) if robustness else None
-    files = learn.items.file.iloc[learn.split['test']]
-    ev = dict(run=dict(dir=str(run_dir), recipe=cfg['recipe']['name'], arch=cfg['recipe']['arch'], size=cfg['size'],
-                       split=cfg['split'], fingerprint=cfg['data']['fingerprint']),
+    files = run.items.file.iloc[run.split['test']]
+    ev = dict(run=dict(dir=str(run.dir), recipe=run.recipe.name, arch=run.recipe.arch, size=run.size,
+                       split=cfg['split'], fingerprint=run.fingerprint),
               classes=classes, test_images=len(y), n_boot=n_boot, seed=seed, tta=tta,
               metrics=_records(model), baseline=_records(baseline),
               comparison=_records(side_by_side({'model': model, 'colour baseline': baseline})),
@@ -479,8 +485,8 @@ def evaluate_run(run_dir, # a run directory written by `train.train_run`
     ece = model.set_index(['metric', 'scope']).value['ece', 'overall']
     figures = dict(confusion=plot_confusion(counts, classes), roc=plot_roc(ev['roc']), reliability=plot_reliability(bins, ece),
                    training=plot_training(history), **({'robustness': plot_robustness(sweep)} if robustness else {}))
-    for name, fig in figures.items(): save_figure(fig, run_dir/f'{name}.png')
-    if not robustness: (run_dir/'robustness.png').unlink(missing_ok=True)  # an earlier evaluation's sweep is stale
-    ev['figures'] = [f'{name}.png' for name in figures]
-    atomic_write(run_dir/'evaluation.json', json.dumps(ev, indent=1, allow_nan=False))
+    for name, fig in figures.items(): save_figure(fig, getattr(paths, f'{name}_plot'))
+    if not robustness: paths.robustness_plot.unlink(missing_ok=True)  # an earlier evaluation's sweep is stale
+    ev['figures'] = [getattr(paths, f'{name}_plot').name for name in figures]
+    atomic_write(paths.evaluation, json.dumps(ev, indent=1, allow_nan=False))
     return ev

@@ -15,15 +15,16 @@ from PIL import Image
 from safetensors.torch import save_file, load_file
 from fastprogress.fastprogress import progress_bar
 
-import all_nb
-from .data import AllNbError, CLASSES, IMAGE_EXTS, read_image, atomic_write
-from .models import create_model, arch_stats
+from .core import AllNbError, RunPaths, atomic_write, half_precision, versions
+from .data import CLASSES, IMAGE_EXTS, read_image
+from .loaders import image_size
+from .models import create_model, arch_stats, state_problems
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'model_meta', 'save_safe_model', 'InferenceModel', 'load_safe_model', 'load_model', 'collect_images',
            'prepare_image', 'predict_files']
 
-# %% ../nbs/02a_inference.ipynb #80bc6bc5
+# %% ../nbs/02a_inference.ipynb #1b46f3ab
 MODEL_FORMAT = 'all_nb-model-1'
 
 def model_meta(arch:str, # the architecture
@@ -35,8 +36,9 @@ def model_meta(arch:str, # the architecture
     "Everything needed to rebuild and use a model, as JSON-ready data."
     mean, std = arch_stats(arch)
     return dict(format=MODEL_FORMAT, arch=arch, classes=list(classes), size=size, mean=list(mean), std=list(std),
-                model_kwargs=model_kwargs or {}, data_fingerprint=data_fingerprint, all_nb=all_nb.__version__)
+                model_kwargs=model_kwargs or {}, data_fingerprint=data_fingerprint, all_nb=versions()['all_nb'])
 
+# %% ../nbs/02a_inference.ipynb #cc1a7452
 def save_safe_model(model:torch.nn.Module, # the trained network
                     meta:dict, # from `model_meta`
                     out_dir # folder for `model.safetensors` and `model.json`
@@ -45,11 +47,12 @@ def save_safe_model(model:torch.nn.Module, # the trained network
     out_dir = Path(out_dir)
     state = {k: v.detach().float().contiguous().cpu() if v.is_floating_point() else v.detach().contiguous().cpu()
              for k, v in model.state_dict().items()}
-    atomic_write(out_dir/'model.safetensors', lambda tmp: save_file(state, tmp))
-    atomic_write(out_dir/'model.json', json.dumps(meta, indent=1))
-    return out_dir/'model.safetensors'
+    paths = RunPaths(out_dir)
+    atomic_write(paths.weights, lambda tmp: save_file(state, tmp))
+    atomic_write(paths.model_card, json.dumps(meta, indent=1))
+    return paths.weights
 
-# %% ../nbs/02a_inference.ipynb #0c6e3b28
+# %% ../nbs/02a_inference.ipynb #3ad27ecb
 @dataclass
 class InferenceModel:
     "A network ready to predict, with what it needs to be used correctly."
@@ -60,9 +63,10 @@ class InferenceModel:
     std:tuple
     meta:dict # `model.json`, or a description of the pickle it came from
 
+# %% ../nbs/02a_inference.ipynb #04e5bcd2
 def _model_files(path:Path)->tuple:
     "The (weights, json) pair that `path` (a run folder, a .safetensors or a .json file) points to."
-    if path.is_dir(): return path/'model.safetensors', path/'model.json'
+    if path.is_dir(): return RunPaths(path).weights, RunPaths(path).model_card
     return path.with_suffix('.safetensors'), path.with_suffix('.json')
 
 def _read_meta(path:Path)->dict:
@@ -74,6 +78,7 @@ def _read_meta(path:Path)->dict:
         raise AllNbError(f"{path}: not an all_nb model description (format {meta.get('format')!r}, missing {missing}); export the model again")
     return meta
 
+# %% ../nbs/02a_inference.ipynb #2e702147
 def load_safe_model(path # a run folder, or its model.safetensors / model.json
                    )->InferenceModel:
     "The model saved by `save_safe_model`, rebuilt and checked against its description."
@@ -83,11 +88,11 @@ def load_safe_model(path # a run folder, or its model.safetensors / model.json
     model = create_model(meta['arch'], n_out=len(meta['classes']), pretrained=False, **meta.get('model_kwargs', {}))
     try: state = load_file(weights)
     except Exception as e: raise AllNbError(f"{weights}: corrupt weights file ({type(e).__name__}); export the model again") from None
-    own = model.state_dict()
-    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
-    if bad:
+    problems, _ = state_problems(model, state, new_classes_ok=False)
+    if problems:
+        bad = [k for keys in problems.values() for k in keys]
         raise AllNbError(f"{weights}: doesn't fit {meta['arch']} with {len(meta['classes'])} classes "
-                         f"(e.g. {', '.join(bad[:3])}); it comes from another architecture or class list")
+                             f"(e.g. {', '.join(bad[:3])}); it comes from another architecture or class list")
     model.load_state_dict(state)
     return InferenceModel(model.eval(), meta['classes'], meta['size'], tuple(meta['mean']), tuple(meta['std']), meta)
 
@@ -103,12 +108,11 @@ def load_model(path, # run folder, model.safetensors/.json, or a fastai export .
         raise AllNbError(f"{path}: is a pickle, and loading a pickle runs code; use the run's model.safetensors, "
                          "or pass --trust-pickle if you trust this file")
     from fastai.learner import load_learner
-    from fastai.vision.all import Resize, Normalize
+    from fastai.vision.all import Normalize
     try: learn = load_learner(path, cpu=not torch.cuda.is_available())
     except Exception as e: raise AllNbError(f"{path}: can't be loaded as a fastai export ({type(e).__name__})") from None
-    resize = next(t for t in learn.dls.after_item if isinstance(t, Resize))
     norm = next(t for t in learn.dls.after_batch if isinstance(t, Normalize))
-    return InferenceModel(learn.model.float().eval(), list(learn.dls.vocab), resize.size[0], tuple(norm.mean.flatten().tolist()),
+    return InferenceModel(learn.model.float().eval(), list(learn.dls.vocab), image_size(learn.dls), tuple(norm.mean.flatten().tolist()),
                           tuple(norm.std.flatten().tolist()), dict(format='fastai-pickle', file=str(path)))
 
 # %% ../nbs/02a_inference.ipynb #5b342ae6
@@ -151,10 +155,6 @@ class _ImageFiles(torch.utils.data.Dataset):
 def _collate(batch): return batch
 
 # %% ../nbs/02a_inference.ipynb #a7bed5ac
-def _autocast(device:torch.device):
-    "Half precision for inference: fp16 on CUDA, bf16 on CPU."
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == 'cuda' else torch.bfloat16)
-
 def predict_files(m:InferenceModel, # from `load_model`
                   files:list, # image files
                   bs:int=64, # images per batch
@@ -176,7 +176,7 @@ def predict_files(m:InferenceModel, # from `load_model`
         xb = ((torch.stack([x for _, x in good]).to(device) - mean) / std)
         with torch.inference_mode():
             if half:
-                with _autocast(device): logits = model(xb.contiguous(memory_format=torch.channels_last))
+                with half_precision(device): logits = model(xb.contiguous(memory_format=torch.channels_last))
             else: logits = model(xb)
         probs = logits.float().softmax(1).cpu().numpy()
         rows += [(str(files[i]), *p) for (i, _), p in zip(good, probs)]

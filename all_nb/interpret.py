@@ -8,6 +8,7 @@ Docs: https://all-nb.github.io/all_nb/interpret.html.md"""
 from __future__ import annotations
 import io
 from contextlib import contextmanager
+from fastcore.basics import patch
 from pathlib import Path
 
 import numpy as np, pandas as pd, torch
@@ -16,9 +17,10 @@ from torch import nn
 from PIL import Image
 from matplotlib import colormaps
 import ipywidgets as widgets
-from .data import AllNbError, atomic_write  # before fastai: it silences a deprecation warning fastai's import raises
+from .core import AllNbError, RUN_FILES, atomic_write
 from fastai.vision.all import Learner, to_device
 from torchcam.methods import GradCAM
+from .loaders import image_size
 from .models import BodyHead
 from .train import load_run
 
@@ -202,10 +204,10 @@ def _probability_bars(row:pd.Series, # a `prediction_table` row
              f"width:{round(150 * row[c])}px'></div></td></tr>" for c in classes]
     return f"<table>{''.join(lines)}</table>loss {row.loss:.3f}"
 
-# %% ../nbs/04_interpret.ipynb #6ea3ebf7
+# %% ../nbs/04_interpret.ipynb #c63c67d4
 class MistakeBrowser:
     "A JupyterLab widget to step through a learner's predictions, mistakes first, with Grad-CAM, and flag images."
-    def __init__(self, learn, # a trained `Learner`, or a run directory to open with `train.load_run`
+    def __init__(self, source, # a trained `Learner`, a `run.Run`, or a run folder to open with `train.load_run`
                  dl=None, # labelled items to browse; default: the test set
                  flags_csv=None, # where flags are read from and exported to; default: `flags.csv` in the run directory, else here
                  actual:str='any', # the first selection: true class, or 'any'
@@ -213,137 +215,157 @@ class MistakeBrowser:
                  sort:str='loss', # one of `SORTS`
                  px:int=224 # height of the pictures shown
                 ):
-        if not isinstance(learn, Learner): learn = load_run(learn)
-        self.learn, self.px, self.dl = learn, px, labelled_dl(learn, dl)
-        self.classes = list(learn.dls.vocab)
-        self.table = prediction_table(learn, self.dl)
-        self.layer = cam_layer(learn.model, model_input(self.dl, 0).shape[-1])
-        self.flags_csv = Path(flags_csv or Path(getattr(learn, 'run_dir', '.'))/'flags.csv')
+        run = None if isinstance(source, Learner) else load_run(source)
+        self.learn = source if run is None else run.learn
+        self.px, self.dl = px, labelled_dl(self.learn, dl)
+        self.classes = list(self.learn.dls.vocab)
+        self.table = prediction_table(self.learn, self.dl)
+        self.layer = cam_layer(self.learn.model, image_size(self.learn.dls))
+        self.flags_csv = Path(flags_csv or (run.paths.flags if run else RUN_FILES['flags']))
         self.flags = load_flags(self.flags_csv)
         self.selection, self.pos, self._setting = self.table.iloc[:0], 0, False
         self._build()
         self.select(actual, predicted, sort)
 
-    def _build(self):
-        "Make the widgets and wire them to the methods."
-        W = widgets
-        self.actual_menu = W.Dropdown(options=['any', *self.classes], description='true class')
-        self.predicted_menu = W.Dropdown(options=[('any wrong', 'wrong'), ('any', 'any'), *[(c, c) for c in self.classes]], description='predicted')
-        self.sort_menu = W.Dropdown(options=[('highest loss first', 'loss'), ('most confident first', 'confidence'),
-                                             ('least confident first', 'doubt')], description='order')
-        for menu in (self.actual_menu, self.predicted_menu, self.sort_menu): menu.observe(self._on_menu, 'value')
-        self.prev_button = W.Button(description='Prev', icon='arrow-left', tooltip='previous image')
-        self.next_button = W.Button(description='Next', icon='arrow-right', tooltip='next image')
-        self.prev_button.on_click(lambda _: self.prev())
-        self.next_button.on_click(lambda _: self.next())
-        self.position, self.picture, self.caption = W.Label(), W.Image(format='png'), W.HTML()
-        self.path_label = W.Label()
-        self.path_label.add_class('all-nb-path')
-        self.probabilities = W.HTML()
-        self.flag_buttons = W.ToggleButtons(options=[('not flagged', ''), *[(f, f) for f in FLAGS]], description='flag')
-        self.flag_buttons.observe(self._on_flag_button, 'value')
-        self.csv_box = W.Text(value=str(self.flags_csv), description='flags CSV', layout=W.Layout(width='60%'))
-        self.export_button, self.status = W.Button(description='Export flags', icon='save'), W.Label()
-        self.export_button.on_click(self._on_export)
-        self.ui = W.VBox([self._confusion_grid(), W.HBox([self.actual_menu, self.predicted_menu, self.sort_menu]),
-                          W.HBox([self.prev_button, self.next_button, self.position]), self.picture, self.caption,
-                          self.path_label, self.probabilities, self.flag_buttons,
-                          W.HBox([self.csv_box, self.export_button]), self.status])
-
-    def _confusion_grid(self)->widgets.GridBox:
-        "The confusion matrix as buttons: a click shows the images of that cell."
-        counts = pd.crosstab(self.table.actual, self.table.predicted).reindex(index=self.classes, columns=self.classes, fill_value=0)
-        cells = [widgets.Label('true \\ predicted')] + [widgets.Label(c) for c in self.classes]
-        for a in self.classes:
-            cells.append(widgets.Label(a))
-            for p in self.classes:
-                n = int(counts.at[a, p])
-                b = widgets.Button(description=str(n), tooltip=f'{a} predicted as {p}', layout=widgets.Layout(width='auto'),
-                                   button_style='success' if a == p and n else 'danger' if n else '')
-                b.on_click(lambda _, a=a, p=p: self.select(a, p))
-                cells.append(b)
-        return widgets.GridBox(cells, layout=widgets.Layout(grid_template_columns=f'repeat({len(self.classes) + 1}, 110px)'))
-
     def _repr_mimebundle_(self, **kwargs): return self.ui._repr_mimebundle_(**kwargs)
 
-    def _on_menu(self, change):
-        "A person changed a menu: select again (menus set by `select` itself are ignored)."
-        if not self._setting: self.select()
+# %% ../nbs/04_interpret.ipynb #ab9988bc
+@patch
+def _build(self:MistakeBrowser):
+    "Make the widgets and wire them to the methods."
+    W = widgets
+    self.actual_menu = W.Dropdown(options=['any', *self.classes], description='true class')
+    self.predicted_menu = W.Dropdown(options=[('any wrong', 'wrong'), ('any', 'any'), *[(c, c) for c in self.classes]], description='predicted')
+    self.sort_menu = W.Dropdown(options=[('highest loss first', 'loss'), ('most confident first', 'confidence'),
+                                         ('least confident first', 'doubt')], description='order')
+    for menu in (self.actual_menu, self.predicted_menu, self.sort_menu): menu.observe(self._on_menu, 'value')
+    self.prev_button = W.Button(description='Prev', icon='arrow-left', tooltip='previous image')
+    self.next_button = W.Button(description='Next', icon='arrow-right', tooltip='next image')
+    self.prev_button.on_click(lambda _: self.prev())
+    self.next_button.on_click(lambda _: self.next())
+    self.position, self.picture, self.caption = W.Label(), W.Image(format='png'), W.HTML()
+    self.path_label = W.Label()
+    self.path_label.add_class('all-nb-path')
+    self.probabilities = W.HTML()
+    self.flag_buttons = W.ToggleButtons(options=[('not flagged', ''), *[(f, f) for f in FLAGS]], description='flag')
+    self.flag_buttons.observe(self._on_flag_button, 'value')
+    self.csv_box = W.Text(value=str(self.flags_csv), description='flags CSV', layout=W.Layout(width='60%'))
+    self.export_button, self.status = W.Button(description='Export flags', icon='save'), W.Label()
+    self.export_button.on_click(self._on_export)
+    self.ui = W.VBox([self._confusion_grid(), W.HBox([self.actual_menu, self.predicted_menu, self.sort_menu]),
+                      W.HBox([self.prev_button, self.next_button, self.position]), self.picture, self.caption,
+                      self.path_label, self.probabilities, self.flag_buttons,
+                      W.HBox([self.csv_box, self.export_button]), self.status])
 
-    def _on_export(self, button):
-        "A person clicked Export: write the CSV named in the box, or say under the button why it can't be."
-        try: self.export(self.csv_box.value)
-        except AllNbError as e: self.status.value = str(e)
+# %% ../nbs/04_interpret.ipynb #bb68ecea
+@patch
+def _confusion_grid(self:MistakeBrowser)->widgets.GridBox:
+    "The confusion matrix as buttons: a click shows the images of that cell."
+    counts = pd.crosstab(self.table.actual, self.table.predicted).reindex(index=self.classes, columns=self.classes, fill_value=0)
+    cells = [widgets.Label('true \\ predicted')] + [widgets.Label(c) for c in self.classes]
+    for a in self.classes:
+        cells.append(widgets.Label(a))
+        for p in self.classes:
+            n = int(counts.at[a, p])
+            b = widgets.Button(description=str(n), tooltip=f'{a} predicted as {p}', layout=widgets.Layout(width='auto'),
+                               button_style='success' if a == p and n else 'danger' if n else '')
+            b.on_click(lambda _, a=a, p=p: self.select(a, p))
+            cells.append(b)
+    return widgets.GridBox(cells, layout=widgets.Layout(grid_template_columns=f'repeat({len(self.classes) + 1}, 110px)'))
 
-    def _on_flag_button(self, change):
-        "A person clicked a flag button: flag the current image."
-        if not self._setting: self.flag(change.new)
+# %% ../nbs/04_interpret.ipynb #a5923b88
+@patch
+def _on_menu(self:MistakeBrowser, change):
+    "A person changed a menu: select again (menus set by `select` itself are ignored)."
+    if not self._setting: self.select()
 
-    @property
-    def current(self)->pd.Series|None:
-        "The `prediction_table` row shown now, or None when the selection is empty."
-        return self.selection.iloc[self.pos] if len(self.selection) else None
+@patch
+def _on_export(self:MistakeBrowser, button):
+    "A person clicked Export: write the CSV named in the box, or say under the button why it can't be."
+    try: self.export(self.csv_box.value)
+    except AllNbError as e: self.status.value = str(e)
 
-    def select(self, actual:str|None=None, # true class, or 'any'; default: as the menu says
-               predicted:str|None=None, # predicted class, 'any' or 'wrong'; default: as the menu says
-               sort:str|None=None # one of `SORTS`; default: as the menu says
-              ):
-        "Show the images `select_items` picks, from the first."
-        choice = [v if v is not None else menu.value for v, menu in
-                  ((actual, self.actual_menu), (predicted, self.predicted_menu), (sort, self.sort_menu))]
-        self.selection = select_items(self.table, *choice)
-        self._setting = True
-        try: self.actual_menu.value, self.predicted_menu.value, self.sort_menu.value = choice
-        finally: self._setting = False
-        self.pos = 0
-        self.show()
+@patch
+def _on_flag_button(self:MistakeBrowser, change):
+    "A person clicked a flag button: flag the current image."
+    if not self._setting: self.flag(change.new)
 
-    def next(self):
-        "Show the next image of the selection (stays on the last)."
-        self.pos = min(self.pos + 1, max(len(self.selection) - 1, 0))
-        self.show()
+# %% ../nbs/04_interpret.ipynb #3ba3c2f8
+@patch(as_prop=True)
+def current(self:MistakeBrowser)->pd.Series|None:
+    "The `prediction_table` row shown now, or None when the selection is empty."
+    return self.selection.iloc[self.pos] if len(self.selection) else None
 
-    def prev(self):
-        "Show the previous image of the selection (stays on the first)."
-        self.pos = max(self.pos - 1, 0)
-        self.show()
+@patch
+def select(self:MistakeBrowser, actual:str|None=None, # true class, or 'any'; default: as the menu says
+           predicted:str|None=None, # predicted class, 'any' or 'wrong'; default: as the menu says
+           sort:str|None=None # one of `SORTS`; default: as the menu says
+          ):
+    "Show the images `select_items` picks, from the first."
+    choice = [v if v is not None else menu.value for v, menu in
+              ((actual, self.actual_menu), (predicted, self.predicted_menu), (sort, self.sort_menu))]
+    self.selection = select_items(self.table, *choice)
+    self._setting = True
+    try: self.actual_menu.value, self.predicted_menu.value, self.sort_menu.value = choice
+    finally: self._setting = False
+    self.pos = 0
+    self.show()
 
-    def flag(self, flag:str # one of `FLAGS`, or '' to clear the current image's flag
-            ):
-        "Flag the image shown now; nothing is written until `export`."
-        row = self.current
-        if row is None: return
-        if flag and flag not in FLAGS: raise AllNbError(f"unknown flag {flag!r}; use one of {', '.join(FLAGS)}")
-        if flag: self.flags[row.path] = flag
-        else: self.flags.pop(row.path, None)
-        self._show_flag()
+# %% ../nbs/04_interpret.ipynb #8cfc0ec3
+@patch
+def next(self:MistakeBrowser):
+    "Show the next image of the selection (stays on the last)."
+    self.pos = min(self.pos + 1, max(len(self.selection) - 1, 0))
+    self.show()
 
-    def export(self, csv=None # where to write; default: `flags_csv`
-              )->Path:
-        "Write every flag to `csv` with `save_flags`, and say so under the buttons."
-        path = save_flags(self.flags, csv or self.flags_csv, self.table)
-        self.status.value = f'{len(self.flags)} flag(s) written to {path}'
-        return path
+@patch
+def prev(self:MistakeBrowser):
+    "Show the previous image of the selection (stays on the first)."
+    self.pos = max(self.pos - 1, 0)
+    self.show()
 
-    def _show_flag(self):
-        "Set the flag buttons to the current image's flag without flagging anything."
-        self._setting = True
-        try: self.flag_buttons.value = self.flags.get(self.current.path, '') if self.current is not None else ''
-        finally: self._setting = False
+# %% ../nbs/04_interpret.ipynb #77d92666
+@patch
+def flag(self:MistakeBrowser, flag:str # one of `FLAGS`, or '' to clear the current image's flag
+        ):
+    "Flag the image shown now; nothing is written until `export`."
+    row = self.current
+    if row is None: return
+    if flag and flag not in FLAGS: raise AllNbError(f"unknown flag {flag!r}; use one of {', '.join(FLAGS)}")
+    if flag: self.flags[row.path] = flag
+    else: self.flags.pop(row.path, None)
+    self._show_flag()
 
-    def show(self):
-        "Draw the current image of the selection, its Grad-CAMs, probabilities and path."
-        n, row = len(self.selection), self.current
-        self.prev_button.disabled, self.next_button.disabled = self.pos == 0, self.pos >= n - 1
-        self.position.value = f'{self.pos + 1} of {n} selected ({len(self.table)} images in all)' if n else 'no image matches'
-        self._show_flag()
-        if row is None:
-            self.picture.value, self.caption.value, self.path_label.value, self.probabilities.value = b'', '', '', ''
-            return
-        shown = [row.predicted] + ([row.actual] if row.actual != row.predicted else [])
-        image = explain_item(self.learn.model, self.dl, int(row.name), [self.classes.index(c) for c in shown], self.layer, self.px)
-        self.picture.value = _image_png(image)
-        self.caption.value = ('the image as the model saw it | ' + ' | '.join(f'Grad-CAM: evidence for {c}' for c in shown)
-                              + f'<br>true class <b>{row.actual}</b>, predicted <b>{row.predicted}</b> ({row.confidence:.0%})')
-        self.path_label.value = row.path
-        self.probabilities.value = _probability_bars(row, self.classes)
+@patch
+def export(self:MistakeBrowser, csv=None # where to write; default: `flags_csv`
+          )->Path:
+    "Write every flag to `csv` with `save_flags`, and say so under the buttons."
+    path = save_flags(self.flags, csv or self.flags_csv, self.table)
+    self.status.value = f'{len(self.flags)} flag(s) written to {path}'
+    return path
+
+@patch
+def _show_flag(self:MistakeBrowser):
+    "Set the flag buttons to the current image's flag without flagging anything."
+    self._setting = True
+    try: self.flag_buttons.value = self.flags.get(self.current.path, '') if self.current is not None else ''
+    finally: self._setting = False
+
+# %% ../nbs/04_interpret.ipynb #89d46bdb
+@patch
+def show(self:MistakeBrowser):
+    "Draw the current image of the selection, its Grad-CAMs, probabilities and path."
+    n, row = len(self.selection), self.current
+    self.prev_button.disabled, self.next_button.disabled = self.pos == 0, self.pos >= n - 1
+    self.position.value = f'{self.pos + 1} of {n} selected ({len(self.table)} images in all)' if n else 'no image matches'
+    self._show_flag()
+    if row is None:
+        self.picture.value, self.caption.value, self.path_label.value, self.probabilities.value = b'', '', '', ''
+        return
+    shown = [row.predicted] + ([row.actual] if row.actual != row.predicted else [])
+    image = explain_item(self.learn.model, self.dl, int(row.name), [self.classes.index(c) for c in shown], self.layer, self.px)
+    self.picture.value = _image_png(image)
+    self.caption.value = ('the image as the model saw it | ' + ' | '.join(f'Grad-CAM: evidence for {c}' for c in shown)
+                          + f'<br>true class <b>{row.actual}</b>, predicted <b>{row.predicted}</b> ({row.confidence:.0%})')
+    self.path_label.value = row.path
+    self.probabilities.value = _probability_bars(row, self.classes)

@@ -17,14 +17,14 @@ from torch import nn
 from huggingface_hub import try_to_load_from_cache, constants as hf_constants
 from safetensors.torch import load_file
 from fastai.vision.all import Callback, imagenet_stats
-from .data import AllNbError, norm_stats
+from .core import AllNbError
 
 # %% auto #0
 __all__ = ['FEATURES_ONLY', 'CUSTOM_ARCHS', 'WEIGHT_SUFFIXES', 'LITE_PACKAGES', 'NO_WEIGHTS_HELP', 'param_counts', 'BodyHead',
            'conv_block', 'flat_width', 'dense_layers', 'MobileNetM', 'l1_penalty', 'L1Penalty', 'MobileNetV2Head',
-           'ScratchCNN', 'CustomCNN', 'DeepCNN', 'custom_arch_names', 'check_arch', 'arch_splitter', 'arch_stats',
-           'read_state_dict', 'load_state', 'load_weights', 'hub_online', 'cached_timm_weights', 'lite_to_timm',
-           'lite_package_weights', 'timm_model', 'create_model']
+           'ScratchCNN', 'CustomCNN', 'DeepCNN', 'custom_arch_names', 'check_arch', 'arch_splitter', 'norm_stats',
+           'arch_stats', 'read_state_dict', 'state_problems', 'load_state', 'load_weights', 'hub_online',
+           'cached_timm_weights', 'lite_to_timm', 'lite_package_weights', 'timm_model', 'create_model']
 
 # %% ../nbs/01_models.ipynb #d6ada8db
 def param_counts(model:nn.Module)->tuple:
@@ -175,6 +175,14 @@ def arch_splitter(model:nn.Module)->list:
     head_ids = {id(p) for p in head.parameters()}
     return [[p for p in model.parameters() if id(p) not in head_ids], list(head.parameters())]
 
+# %% ../nbs/01_models.ipynb #1f776e88
+def norm_stats(arch:str # timm model name
+              )->tuple:
+    "The (mean, std) the pretrained weights of `arch` expect; ImageNet's when timm has no config for it."
+    try: cfg = timm.get_pretrained_cfg(arch)
+    except Exception: cfg = None
+    return (tuple(cfg.mean), tuple(cfg.std)) if cfg else tuple(map(tuple, imagenet_stats))
+
 # %% ../nbs/01_models.ipynb #cc41f770
 def arch_stats(arch:str # a timm model name or one of `custom_arch_names()`
               )->tuple:
@@ -201,6 +209,20 @@ def read_state_dict(path:str|Path # a .pth, .pt or .safetensors file
     return saved
 
 # %% ../nbs/01_models.ipynb #d5289e35
+def state_problems(model:nn.Module, # the model to fill
+                   state_dict:dict, # parameter name -> tensor
+                   new_classes_ok:bool=True # may the output layer's tensors differ in shape (another number of classes)?
+                  )->tuple:
+    "({kind: names} of what doesn't fit `model`: missing, unexpected, wrong shape; the output-layer names that may be skipped)."
+    own = model.state_dict()
+    out_layer = next(name for name, m in model.named_modules() if m is model.get_classifier())
+    resized = [k for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
+    skipped = [k for k in resized if k.rpartition('.')[0] == out_layer] if new_classes_ok else []
+    problems = {'missing': [k for k in own if k not in state_dict], 'unexpected': [k for k in state_dict if k not in own],
+                'wrong shape': [k for k in resized if k not in skipped]}
+    return {kind: keys for kind, keys in problems.items() if keys}, skipped
+
+# %% ../nbs/01_models.ipynb #3a3516c2
 def _listed(keys:list, n:int=3)->str:
     "Up to `n` of `keys`, and how many more."
     return ', '.join(keys[:n]) + (f' (+{len(keys) - n} more)' if len(keys) > n else '')
@@ -211,14 +233,9 @@ def load_state(model:nn.Module, # the model to fill
                arch:str # the architecture, named in errors
               )->list:
     "Load `state_dict` into `model` after checking every name and shape; returns the output-layer keys skipped for a different number of classes."
-    own = model.state_dict()
-    out_layer = next(name for name, m in model.named_modules() if m is model.get_classifier())
-    resized = [k for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
-    skipped = [k for k in resized if k.rpartition('.')[0] == out_layer]
-    problems = {'missing': [k for k in own if k not in state_dict], 'unexpected': [k for k in state_dict if k not in own],
-                'wrong shape': [k for k in resized if k not in skipped]}
-    if any(problems.values()):
-        found = '; '.join(f'{kind} {_listed(keys)}' for kind, keys in problems.items() if keys)
+    problems, skipped = state_problems(model, state_dict)
+    if problems:
+        found = '; '.join(f'{kind} {_listed(keys)}' for kind, keys in problems.items())
         raise AllNbError(f"{source}: these weights don't fit {arch} ({found}); use weights saved from {arch} with the same settings")
     model.load_state_dict({k: v for k, v in state_dict.items() if k not in skipped}, strict=False) # checked above; only `skipped` is left out
     return skipped
@@ -316,7 +333,7 @@ def create_model(arch:str='efficientnet_b3', # a timm model name (`timm.list_mod
                  weights:str|Path|None=None, # a .pth/.pt/.safetensors file to start from instead, for any architecture
                  **kwargs # passed to `timm.create_model` or the custom class, e.g. `size=` for the from-scratch CNNs
                 )->nn.Module:
-    "Model `arch` for `n_out` classes; its `weights_source` attribute says where its weights came from."
+    "Model `arch` for `n_out` classes; `weights_source` says where its weights came from, `pretrained` whether they were learned."
     custom = CUSTOM_ARCHS.get(check_arch(arch))
     from_hub = pretrained and weights is None
     if custom is None: model, source = timm_model(arch, from_hub, num_classes=n_out, **kwargs)
@@ -330,5 +347,5 @@ def create_model(arch:str='efficientnet_b3', # a timm model name (`timm.list_mod
     if weights is not None:
         skipped = load_weights(model, weights, arch)
         source = f'local file {weights}' + (' (output layer re-initialised for a different number of classes)' if skipped else '')
-    model.weights_source = source
+    model.weights_source, model.pretrained = source, weights is not None or (from_hub and (custom is None or custom.body_arch is not None))
     return model

@@ -12,7 +12,8 @@ from pathlib import Path
 from PIL import Image
 from fastprogress.fastprogress import progress_bar
 
-from .data import AllNbError, atomic_write
+from .core import AllNbError, RUN_FILES, RunPaths, atomic_write
+from .run import Run, run_config
 from .train import load_run
 from .evaluate import evaluate_run
 from .interpret import labelled_dl, model_input, seen_image, grad_cam, overlay_cam, cam_layer
@@ -58,16 +59,17 @@ def confusion_html(counts:list, # confusion matrix, rows true class, columns pre
     return f'<table class=confusion>{head}{body}</table>'
 
 # %% ../nbs/04b_report.ipynb #d388ec38
-def image_cards(learn, # a learner from `train.load_run`
+def image_cards(run:Run, # a run with its learner, from `train.load_run`
                 predictions:list, # `evaluation.json`'s per-image records, in test-set order
                 gradcam:bool=True, # add each image's Grad-CAM (one backward pass per image)
                 px:int=160 # size of each picture
                )->str:
     "An HTML card per test image with the image, its Grad-CAM, its probabilities and its file."
+    learn = run.learn
     dl = labelled_dl(learn)
     if len(dl.items) != len(predictions): raise AllNbError("the evaluation and the run's test set differ; evaluate the run again with --overwrite")
     model, classes = learn.model.float(), list(learn.dls.vocab)
-    layer = cam_layer(model, model_input(dl, 0).shape[-1]) if gradcam else None
+    layer = cam_layer(model, run.size) if gradcam else None
     cards = []
     for i, p in enumerate(progress_bar(predictions, leave=False)):
         x = model_input(dl, i)
@@ -115,13 +117,14 @@ def _config_html(ev:dict, cfg:dict)->str:
                 versions=', '.join(f'{k} {v}' for k, v in cfg.get('versions', {}).items()))
     return '<table class=config>' + ''.join(f'<tr><td>{_esc(k.replace("_", " "))}</td><td>{_esc(v)}</td></tr>' for k, v in rows.items()) + '</table>'
 
-def report_html(run_dir:Path, # a run directory with `evaluation.json` and its plots
+def report_html(run:Run, # the run, its plots written by `evaluate.evaluate_run`
+                ev:dict, # its evaluation (`evaluation.json`)
                 cards:str # from `image_cards`
                )->str:
     "The whole report page as one string."
-    ev, cfg = json.loads((run_dir/'evaluation.json').read_text()), json.loads((run_dir/'config.json').read_text())
+    cfg, run_dir = run_config(run), run.dir
     plots = ''.join(f"<h3>{_esc(Path(f).stem)}</h3><img src='{data_uri((run_dir/f).read_bytes())}' alt='{_esc(f)}'>"
-                    for f in ev['figures'] if f != 'confusion.png' and (run_dir/f).exists())
+                    for f in ev['figures'] if f != RUN_FILES['confusion_plot'] and (run_dir/f).exists())
     title = f"{cfg['recipe']['name']} · {cfg['recipe']['arch']} · {cfg['split']['kind']} split"
     return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb report: {_esc(title)}</title>
 <style>{_STYLE}</style></head><body>
@@ -138,16 +141,15 @@ document.querySelectorAll('.card').forEach(c=>c.classList.add('hidden'));</scrip
 </body></html>"""
 
 # %% ../nbs/04b_report.ipynb #9ac28176
-def write_report(run_dir, # a run directory written by `train.train_run`
+def write_report(run, # a run folder written by `train.train_run`, or a `run.Run`
                  data=None, # dataset folder; default: the one the run was trained on
                  gradcam:bool=True, # add a Grad-CAM to every test image
                  overwrite:bool=False # replace an earlier report.html
                 )->Path:
-    "Write `report.html` into `run_dir`, evaluating the run first if it has no `evaluation.json`."
-    run_dir = Path(run_dir)
-    if (run_dir/'report.html').exists() and not overwrite:
-        raise AllNbError(f"{run_dir/'report.html'}: already exists; pass --overwrite to replace it")
-    if not (run_dir/'evaluation.json').exists(): evaluate_run(run_dir, data)
-    ev = json.loads((run_dir/'evaluation.json').read_text())
-    cards = image_cards(load_run(run_dir, data), ev['predictions'], gradcam)
-    return atomic_write(run_dir/'report.html', report_html(run_dir, cards))
+    "Write `report.html` into the run folder, evaluating the run first if it has no `evaluation.json`."
+    paths = RunPaths(run.dir if isinstance(run, Run) else run)
+    if paths.report.exists() and not overwrite:
+        raise AllNbError(f"{paths.report}: already exists; pass --overwrite to replace it")
+    run = load_run(run, data)
+    ev = json.loads(paths.evaluation.read_text()) if paths.evaluation.exists() else evaluate_run(run)
+    return atomic_write(paths.report, report_html(run, ev, image_cards(run, ev['predictions'], gradcam)))

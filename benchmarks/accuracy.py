@@ -96,7 +96,8 @@ def main():
     p.add_argument('--out', default=str(HERE/'results'), help='folder for accuracy.json and accuracy.md')
     a = p.parse_args()
     if not Path(a.data).is_dir(): sys.exit(f"{a.data}: no such folder; pass --data with the dataset (see data/README.md)")
-    from all_nb.data import load_items, atomic_write
+    from all_nb.core import atomic_write
+    from all_nb.data import load_items
     from all_nb.benchmark import CPU_PLAN, machine, run_planned
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     res = dict(machine=machine(), data=a.data, images=len(load_items(a.data, progress=False)),

@@ -43,7 +43,7 @@ def _train_part(data):
 def train_all_nb(data, precision:str, warmup:int, batches:int)->list:
     "Clock times after each batch of `all_learner` + `fit_one_cycle`, as `all-nb train` runs them."
     from fastai.callback.core import Callback, CancelFitException
-    from all_nb.data import all_dls
+    from all_nb.loaders import all_dls
     from all_nb.train import all_learner
     items, split = _train_part(data)
     learn = all_learner(all_dls(items, split, ARCH, SIZE, TRAIN_BS, 'flips-rot'), ARCH, pretrained=False,
@@ -110,7 +110,7 @@ def optimizer_step(impl:str, steps:int=5)->float:
     "Seconds per AdamW step over EfficientNet-B3's parameters: fastai's own `Adam` or PyTorch's (as all_nb wraps it)."
     import timm, torch
     from fastai.optimizer import Adam
-    from all_nb.train import OPTIMIZERS
+    from all_nb.run import OPTIMIZERS
     params = list(timm.create_model(ARCH, pretrained=False, num_classes=4).parameters())
     for p in params: p.grad = torch.randn_like(p) * 1e-3
     opt = Adam(params, lr=1e-3) if impl == 'fastai' else OPTIMIZERS['adamw']([params], lr=1e-3)

@@ -4,9 +4,8 @@ import pandas as pd
 import pytest
 from conftest import SAMPLE
 
-os.environ['HF_HUB_OFFLINE'] = '1'
-from all_nb.data import AllNbError, load_items
-from all_nb.train import train_run
+from all_nb.core import AllNbError
+from all_nb.data import load_items
 from all_nb.evaluate import EVAL_FILES, SUMMARY_SCOPES, SWEEPS, colour_cv, evaluate_run
 
 @pytest.fixture(scope='module')
@@ -24,10 +23,7 @@ def test_colour_baseline_block_folds(full_items):
     assert cv.accuracy.mean() < colour_cv(full_items, 'random').accuracy.mean()
 
 @pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp('evaluate')/'run'
-    train_run(SAMPLE, 'effnet-b3', arch='custom_cnn', out=out, epochs=2, size=64, lr=1e-3, pretrained=False)
-    return out
+def tiny_run(run_copy): return run_copy
 
 def test_evaluate_run_end_to_end(tiny_run):
     ev = evaluate_run(tiny_run, n_boot=300)

@@ -3,17 +3,15 @@ import os, re
 import numpy as np, pandas as pd, pytest, torch
 from conftest import SAMPLE
 
-os.environ['HF_HUB_OFFLINE'] = '1'
-from all_nb.data import AllNbError, CLASSES
-from all_nb.train import train_run, CPUMixedPrecision
+from all_nb.core import AllNbError
+from all_nb.data import CLASSES
+from all_nb.train import CPUMixedPrecision
 from all_nb.interpret import MistakeBrowser, grad_cam, model_input, load_flags
 
 @pytest.fixture(scope='module')
-def run_dir(tmp_path_factory):
-    "A tiny real run on the sample: a from-scratch CNN, 2 epochs at 64 pixels."
-    out = tmp_path_factory.mktemp('interpret')/'run'
-    train_run(SAMPLE, 'effnet-b3', out=out, arch='custom_cnn', epochs=2, size=64, lr=1e-3, pretrained=False)
-    return out
+def run_dir(run_copy):
+    "A tiny real run on the sample (`train.tiny_run`): a from-scratch CNN, 2 epochs at 64 pixels."
+    return run_copy
 
 def files_state(folder):
     "Every file under `folder` with its size and modification time."

@@ -2,10 +2,9 @@
 import json, os, re, secrets, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
-from conftest import ROOT, SAMPLE
+from conftest import ROOT, SAMPLE, CHROMIUM, needs_chromium
 
-CHROMIUM = Path('/usr/bin/chromium')
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f'{CHROMIUM} not found; install Debian chromium (apt-get install -y chromium)')
+pytestmark = needs_chromium
 playwright = pytest.importorskip('playwright.sync_api', reason='playwright not installed; pip install playwright')
 NOTEBOOK = 'nbs/04a_inspector.ipynb'
 ARTIFACTS = ROOT/'tests/artifacts'

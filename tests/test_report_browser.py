@@ -2,19 +2,14 @@
 import json, os
 from pathlib import Path
 import pytest
-from conftest import ROOT, SAMPLE
+from conftest import ROOT, SAMPLE, CHROMIUM, needs_chromium
 
-CHROMIUM = Path('/usr/bin/chromium')
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason='Debian chromium is not installed (.ci/run installs it)')
-os.environ['HF_HUB_OFFLINE'] = '1'
+pytestmark = needs_chromium
 
 @pytest.fixture(scope='module')
-def report(tmp_path_factory):
-    from all_nb.train import train_run
+def report(run_copy):
     from all_nb.report import write_report
-    run = tmp_path_factory.mktemp('report')/'run'
-    train_run(SAMPLE, 'effnet-b3', arch='custom_cnn', out=run, epochs=3, size=64, lr=1e-3, pretrained=False)
-    return write_report(run), json.loads((run/'evaluation.json').read_text())
+    return write_report(run_copy), json.loads((run_copy/'evaluation.json').read_text())
 
 def test_off_diagonal_cell_shows_exactly_its_images(report):
     from playwright.sync_api import sync_playwright

