@@ -15,10 +15,11 @@ from .data import SPLIT_KINDS
 from .run import RECIPES
 from .train import train_run
 from .evaluate import predictions, metric_table, colour_baseline
+from .cv import FOLD_METRICS
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'FOLD_METRICS', 'CPU_PLAN', 'fold_scores', 'run_fold', 'run_planned', 'cross_validate', 'cv_summary',
-           'comparison_table', 'load_results', 'markdown_table', 'machine']
+__all__ = ['PUBLISHED', 'CPU_PLAN', 'fold_scores', 'run_fold', 'run_planned', 'cv_summary', 'comparison_table', 'load_results',
+           'markdown_table', 'machine']
 
 # %% ../nbs/06_benchmark.ipynb #6a9c95bb
 PUBLISHED = {
@@ -31,9 +32,6 @@ PUBLISHED = {
 }
 
 # %% ../nbs/06_benchmark.ipynb #b9f97aca
-FOLD_METRICS = (('accuracy', 'overall'), ('balanced_accuracy', 'overall'), ('f1', 'macro'), ('kappa', 'overall'),
-                ('mcc', 'overall'), ('auc', 'macro'))
-
 def fold_scores(y_true, # true class index of each test image
                 probs, # predicted probabilities, one row per image
                 n_boot:int=1000, # bootstrap resamples for the intervals
@@ -94,23 +92,6 @@ def run_planned(name:str, # a key of `CPU_PLAN`
     if name not in CPU_PLAN: raise AllNbError(f"unknown plan {name!r}; use one of {', '.join(CPU_PLAN)}")
     recipe, settings = CPU_PLAN[name]
     return run_fold(root, recipe, kind, fold, out, **kw, **({} if paper else settings))
-
-# %% ../nbs/06_benchmark.ipynb #228f32fb
-def cross_validate(root, # dataset folder
-                   recipe:str, # one of `train.RECIPES`
-                   kind:str='grouped', # 5-fold split kind: 'random', 'grouped' or 'block'
-                   folds=range(5), # which test folds to run
-                   out='runs/cv', # parent folder of the fold runs
-                   **kw # passed to `run_fold` and `train.train_run`
-                  )->list:
-    "The `run_fold` result of each fold in `folds`."
-    results = []
-    for fold in folds:
-        results.append(run_fold(root, recipe, kind, fold, out, **kw))
-        m, b = results[-1]['model'], results[-1]['colour_baseline']
-        print(f"{recipe} {kind} fold {fold}: accuracy {m['accuracy'][0]:.4f} ({m['errors']} errors in {m['images']}), "
-              f"colour baseline {b['accuracy'][0]:.4f}, {results[-1]['train_seconds']:.0f} s")
-    return results
 
 # %% ../nbs/06_benchmark.ipynb #be0c5422
 def cv_summary(results:list # `run_fold` results, of any recipes and kinds

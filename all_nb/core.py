@@ -10,8 +10,8 @@ import importlib.metadata, io, os, platform, tempfile, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['LIBRARY_WARNINGS', 'RUN_FILES', 'AllNbError', 'quiet_library_warnings', 'atomic_write', 'ensure_writable_dir',
-           'save_figure', 'RunPaths', 'versions', 'half_precision']
+__all__ = ['LIBRARY_WARNINGS', 'RUN_FILES', 'CV_FILES', 'AllNbError', 'quiet_library_warnings', 'atomic_write',
+           'ensure_writable_dir', 'save_figure', 'RunPaths', 'fold_dir', 'versions', 'half_precision']
 
 # %% ../nbs/00_core.ipynb #5c49f0cd
 class AllNbError(Exception):
@@ -104,6 +104,19 @@ class RunPaths:
         if role in RUN_FILES: return self.dir/RUN_FILES[role]
         raise AttributeError(f"a run folder has no {role!r}; its files are {', '.join(RUN_FILES)}")
     def __repr__(self): return f"RunPaths({str(self.dir)!r})"
+
+# %% ../nbs/00_core.ipynb #5aa3c5c8
+CV_FILES = dict(
+    summary='cv.json',       # settings, every fold's scores beside the colour baseline, mean, sd and worst fold
+    oof='oof.csv',           # each image's class probabilities from the one fold model that did not train on it
+    report='report.html',    # the folds side by side, and the pooled confusion matrix
+)
+
+def fold_dir(cv_dir, # a cross-validation folder
+             fold:int # the test fold
+            )->Path:
+    "The run folder of fold `fold` inside `cv_dir`."
+    return Path(cv_dir)/f'fold{fold}'
 
 # %% ../nbs/00_core.ipynb #ad94fdfc
 def versions()->dict:

@@ -96,11 +96,12 @@ def data_fingerprint(items:pd.DataFrame # rows from `load_items`
 # %% ../nbs/01c_run.ipynb #195be414
 def split_for(items:pd.DataFrame, # rows from `load_items`
               kind:str='grouped', # one of `data.SPLIT_KINDS`
-              fold:int|None=None, # a fold of 5-fold cross-validation, or None for a 70/15/15 split
-              seed:int=0 # random seed
+              fold:int|None=None, # a fold of `n_folds`-fold cross-validation, or None for a 70/15/15 split
+              seed:int=0, # random seed
+              n_folds:int=5 # folds of the cross-validation
              )->dict:
-    "The split a run trains on: fold `fold` of 5 folds, or a 70/15/15 train/valid/test split."
-    return make_split(items, kind, seed=seed) if fold is None else fold_split(kfold(items, kind, 5, seed), fold)
+    "The split a run trains on: fold `fold` of `n_folds` folds, or a 70/15/15 train/valid/test split."
+    return make_split(items, kind, seed=seed) if fold is None else fold_split(kfold(items, kind, n_folds, seed), fold)
 
 # %% ../nbs/01c_run.ipynb #26d3c1ec
 @dataclass(eq=False)
@@ -110,7 +111,8 @@ class Run:
     recipe:Recipe # the recipe, with any overrides applied
     root:str # the dataset folder, absolute
     split_kind:str='grouped' # one of `data.SPLIT_KINDS`
-    fold:int|None=None # the test fold of 5-fold cross-validation, or None for a 70/15/15 split
+    fold:int|None=None # the test fold of `n_folds`-fold cross-validation, or None for a 70/15/15 split
+    n_folds:int=5 # folds of the cross-validation `fold` belongs to
     seed:int=0 # random seed for the split, the balancing and training
     epochs:int=1 # epochs to train
     epochs_scale:float=1. # what the recipe's epochs were multiplied by
@@ -139,14 +141,14 @@ class Run:
         return RunPaths(self.dir)
 
 # %% ../nbs/01c_run.ipynb #33d36375
-_SECTIONED = ('recipe', 'root', 'fingerprint', 'images', 'split_kind', 'fold', 'split', 'items', 'learn', 'dir')
+_SECTIONED = ('recipe', 'root', 'fingerprint', 'images', 'split_kind', 'fold', 'n_folds', 'split', 'items', 'learn', 'dir')
 
 def run_config(run:Run)->dict:
     "`run` as the JSON-ready dict of `config.json`."
     flat = {f.name: getattr(run, f.name) for f in fields(run) if f.name not in _SECTIONED}
     split_sizes = {k: len(v) for k, v in (run.split or {}).items()}
     return dict(recipe=asdict(run.recipe), data=dict(root=run.root, fingerprint=run.fingerprint, images=run.images),
-                split=dict(kind=run.split_kind, fold=run.fold, seed=run.seed, sizes=split_sizes), **flat)
+                split=dict(kind=run.split_kind, fold=run.fold, folds=run.n_folds, seed=run.seed, sizes=split_sizes), **flat)
 
 def run_from_config(run_dir:Path, # the run folder
                     cfg:dict # the contents of its `config.json`
@@ -154,7 +156,7 @@ def run_from_config(run_dir:Path, # the run folder
     "The `Run` that `cfg` describes (its split and images not loaded yet)."
     known = {f.name for f in fields(Run)}
     return Run(Path(run_dir), Recipe(**cfg['recipe']), cfg['data']['root'], split_kind=cfg['split']['kind'],
-               fold=cfg['split']['fold'], fingerprint=cfg['data']['fingerprint'], images=cfg['data']['images'],
+               fold=cfg['split']['fold'], n_folds=cfg['split'].get('folds', 5), fingerprint=cfg['data']['fingerprint'], images=cfg['data']['images'],
                **{k: v for k, v in cfg.items() if k in known and k not in _SECTIONED})
 
 # %% ../nbs/01c_run.ipynb #85b596f5
@@ -172,7 +174,8 @@ def create(cls:Run, root, # dataset folder
            out:str|None=None, # the run folder to create; default: runs/RECIPE-SPLIT[-foldK]
            arch:str|None=None, # override the recipe's architecture: any timm model name or a custom one
            split:str='grouped', # random, grouped (near-duplicates kept together) or block (pseudo-patients)
-           fold:int|None=None, # fold 0-4 of 5-fold cross-validation; default: a 70/15/15 split
+           fold:int|None=None, # the test fold (0 to FOLDS-1) of cross-validation; default: a 70/15/15 split
+           n_folds:int=5, # folds of the cross-validation that `fold` belongs to
            epochs:int|None=None, # override the recipe's number of epochs
            epochs_scale:float=1., # multiply the recipe's epochs, e.g. 0.1 for a quick CPU run
            size:int=224, # image size in pixels
@@ -190,11 +193,11 @@ def create(cls:Run, root, # dataset folder
     if split not in SPLIT_KINDS: raise AllNbError(f"unknown split {split!r}; use one of {', '.join(SPLIT_KINDS)}")
     if issubclass(CUSTOM_ARCHS.get(r.arch, object), ScratchCNN): model_kwargs.setdefault('size', size) # its dense layer's width depends on it
     items = load_items(root) if items is None else items
-    run = cls(Path(out or default_run_dir(recipe, split, fold)), r, str(Path(root).resolve()), split_kind=split, fold=fold, seed=seed, size=size,
+    run = cls(Path(out or default_run_dir(recipe, split, fold)), r, str(Path(root).resolve()), split_kind=split, fold=fold, n_folds=n_folds, seed=seed, size=size,
               epochs=epochs or max(1, round(r.epochs * epochs_scale)), epochs_scale=epochs_scale,
               weights_file=None if weights is None else str(weights), model_kwargs=model_kwargs,
               fingerprint=data_fingerprint(items), images=len(items), items=items)
-    run.split = split_for(items, split, fold, seed)
+    run.split = split_for(items, split, fold, seed, n_folds)
     return run
 
 # %% ../nbs/01c_run.ipynb #6b228a74

@@ -234,7 +234,7 @@ def run_learner(run:Run, # the run, with its items and split
     return run.learn
 
 # %% ../nbs/02_train.ipynb #2fb124a3
-@delegates(Run.create, but=['items'])
+@delegates(Run.create)
 def train_run(root, # dataset folder
               overwrite:bool=False, # replace an existing run folder's results
               cbs=None, # extra fastai callbacks for this run
@@ -263,10 +263,11 @@ def load_run(run, # a run folder written by `train_run`, or a `Run`
     return run
 
 # %% ../nbs/02_train.ipynb #fafe06b3
-def resume_run(run_dir # an interrupted run folder
+def resume_run(run_dir, # an interrupted run folder
+               items:pd.DataFrame|None=None # its images, when already loaded
               )->Run:
     "Continue an interrupted run from its best model and optimizer state, up to the epochs it planned."
-    run = Run.load(run_dir)
+    run = Run.load(run_dir, items=items)
     done, best = _history_epochs(run)
     if run.status == 'finished' or done >= run.epochs: raise AllNbError(f"{run.dir}: the run has finished; nothing to resume")
     if not run.paths.checkpoint.is_file():

@@ -1,0 +1,39 @@
+"`all-nb cv` end to end on the sample: Ctrl-C in the middle of a fold, the same command again to finish, every image tested once."
+import json, signal, subprocess, time
+import pandas as pd
+from conftest import SAMPLE, CLI, run_cli
+
+TINY = ['--arch', 'custom_cnn', '--from-scratch', '--size', 64, '--lr', 1e-3, '--epochs', 3, '--split', 'block',
+        '--folds', 3, '--no-gradcam', '--n-boot', 100]
+
+def test_cv_interrupted_and_resumed(tmp_path):
+    out = tmp_path/'cv'
+    args = [str(CLI), 'cv', str(SAMPLE), *map(str, TINY), '--out', str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out/'fold1/model.pth').exists() and proc.poll() is None and time.time() < deadline: time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert 'interrupted in fold 1' in stderr and 'run the same command again' in stderr and stderr.count('\n') == 1, stderr
+    assert 'fold 1 of 3' in stdout and (out/'fold0/result.json').exists() and not (out/'fold1/result.json').exists()
+    fold0 = (out/'fold0/model.pth').stat().st_mtime_ns
+
+    p = run_cli('cv', SAMPLE, *TINY, '--out', out)
+    assert p.returncode == 0, p.stderr
+    assert 'fold 3 of 3' in p.stdout and 'above the colour baseline on' in p.stdout
+    assert (out/'fold0/model.pth').stat().st_mtime_ns == fold0  # the finished fold is read back, not trained again
+    cv = json.loads((out/'cv.json').read_text())
+    assert cv['status'] == 'finished' and [f['fold'] for f in cv['folds']] == [0, 1, 2]
+    oof = pd.read_csv(out/'oof.csv')
+    assert len(oof) == 49 == oof.file.nunique() and set(oof.fold) == {0, 1, 2}
+    assert sum(f['errors'] for f in cv['folds']) == (oof.label != oof.predicted).sum() == cv['summary']['errors']
+    page = (out/'report.html').read_text()
+    assert page.count("class='card") == 49 and all(f'fold{k}/report.html' in page for k in range(3))
+
+def test_cv_bad_input_fails_before_work(tmp_path):
+    p = run_cli('cv', SAMPLE, '--folds', 2, '--out', tmp_path/'cv')
+    assert p.returncode == 2 and 'at least 3 folds' in p.stderr and p.stderr.count('\n') == 1, p.stderr
+    assert not (tmp_path/'cv').exists()
+    p = run_cli('cv', SAMPLE, '--split', 'patient', '--out', tmp_path/'cv')
+    assert p.returncode == 2 and "unknown split 'patient'" in p.stderr and not (tmp_path/'cv').exists()
