@@ -38,3 +38,34 @@ def test_off_diagonal_cell_shows_exactly_its_images(report):
             page.screenshot(path=str(ROOT/'tests/artifacts/report.png'), full_page=True)
             assert requests == [], requests
         finally: browser.close()
+
+@pytest.fixture(scope='module')
+def cv_report(tmp_path_factory):
+    from all_nb.cv import cross_validate
+    out = tmp_path_factory.mktemp('cv')/'cv'
+    cross_validate(SAMPLE, out=out, folds=3, n_boot=100, gradcam=False, recipe='effnet-b3', arch='custom_cnn', pretrained=False,
+                   epochs=1, size=64, lr=1e-3, split='block')
+    return out
+
+def test_cv_report_cells_show_their_images_and_link_the_folds(cv_report):
+    from playwright.sync_api import sync_playwright
+    import pandas as pd
+    oof = pd.read_csv(cv_report/'oof.csv')
+    wrong = oof[oof.label != oof.predicted]
+    assert len(wrong), 'the tiny models should make mistakes on the sample'
+    true, pred = wrong.groupby(['label', 'predicted']).size().idxmax()
+    expected = sorted(wrong.file[(wrong.label == true) & (wrong.predicted == pred)])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=['--no-sandbox', '--disable-background-networking', '--disable-gpu'])
+        try:
+            page = browser.new_page(viewport={'width': 1300, 'height': 1000})
+            page.goto((cv_report/'report.html').as_uri())
+            assert page.locator('.card:visible').count() == 0
+            page.click(f"td.cell[data-true='{true}'][data-pred='{pred}']")
+            assert sorted(page.locator('.card:visible').evaluate_all('cs => cs.map(c => c.dataset.file)')) == expected
+            assert page.locator('.card:visible img').count() == len(expected)  # every mistake with its picture
+            (ROOT/'tests/artifacts').mkdir(exist_ok=True)
+            page.screenshot(path=str(ROOT/'tests/artifacts/cv-report.png'), full_page=True)
+            page.click("a[href='fold1/report.html']")
+            assert page.url.endswith('fold1/report.html') and page.locator('h2', has_text='Confusion matrix').count() == 1
+        finally: browser.close()
