@@ -38,11 +38,13 @@ def _provenance(items:pd.DataFrame)->pd.DataFrame:
     items['variant'] = items['variant'].fillna('') if 'variant' in items else ''
     return items
 
+# %% ../nbs/01b_balance.ipynb #6227941e
 def _append_training(items:pd.DataFrame, split:dict, rows:pd.DataFrame)->tuple:
     "`(items, split)` with `rows` appended to `items` and added to the training part of `split`."
     new = pd.concat([items, rows], ignore_index=True) if len(rows) else items
     return new, {**{k: list(v) for k, v in split.items()}, 'train': list(split['train']) + list(range(len(items), len(new)))}
 
+# %% ../nbs/01b_balance.ipynb #f5557189
 def _unused_variants(items:pd.DataFrame, split:dict, label:str, variants)->dict:
     "For each real training image of class `label`, the `variants` of it that training doesn't hold yet."
     train = items.iloc[split['train']]
@@ -50,6 +52,7 @@ def _unused_variants(items:pd.DataFrame, split:dict, label:str, variants)->dict:
     return {i: [v for v in variants if (i, v) not in held] for i in split['train']
             if items.source.iloc[i] == i and items.label.iloc[i] == label}
 
+# %% ../nbs/01b_balance.ipynb #0962df79
 def _variant_rows(items:pd.DataFrame, picks:list)->pd.DataFrame:
     "Copies of the rows named by `picks`, a list of `(source, variant)` pairs, each turned into its variant."
     sources = [s for s, _ in picks]
@@ -193,6 +196,7 @@ def pixel_vectors(items:pd.DataFrame, # rows from `load_items`, or a balanced ta
     return np.stack([np.asarray(item_image(items.iloc[i]).resize((size, size), Image.Resampling.BILINEAR), np.float32).ravel() / 255
                      for i in (progress_bar(idx) if progress else idx)])
 
+# %% ../nbs/01b_balance.ipynb #4bfca644
 def _save_png(pixels:np.ndarray, path:Path)->str:
     "Write RGB values in [0, 1] (height x width x 3) as a PNG at `path`, atomically; return the file's MD5."
     png = io.BytesIO()
@@ -236,6 +240,7 @@ def penultimate(model:torch.nn.Module, # a model from `create_model`
     if isinstance(model, BodyHead): return model.head[:-1](model.body(x))
     return model.forward_head(model.forward_features(x), pre_logits=True)
 
+# %% ../nbs/01b_balance.ipynb #ea470fb0
 def embed(items:pd.DataFrame, # rows from `load_items`, or a balanced table
           idx:list, # the rows to embed
           model:torch.nn.Module, # a model from `create_model`, used frozen

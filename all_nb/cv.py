@@ -14,20 +14,19 @@ from pathlib import Path
 
 import numpy as np, pandas as pd
 from fastcore.meta import delegates
-from PIL import Image
-from .core import AllNbError, CV_FILES, RunPaths, atomic_write, fold_dir, versions
+from .core import AllNbError, CV_FILES, RUN_FILES, RunPaths, atomic_write, fold_dir, versions
 from .data import load_items, load_rgb
 from .run import Run
 from .train import RunInterrupted, train_run, resume_run
 from .evaluate import evaluate_run, confusion_matrices
-from .report import data_uri, confusion_html, _STYLE, _SCRIPT, _esc
+from .report import PAGE_STYLE, CELL_SCRIPT, esc, data_uri, confusion_html, write_report
 
 # %% ../nbs/04c_cv.ipynb #37a388eb
 FOLD_METRICS = (('accuracy', 'overall'), ('balanced_accuracy', 'overall'), ('f1', 'macro'), ('kappa', 'overall'),
                 ('mcc', 'overall'), ('auc', 'macro'))
 
 def evaluation_scores(records:list # `evaluation.json`'s `metrics` or `baseline` records
-               )->dict:
+                     )->dict:
     "`FOLD_METRICS` of one evaluation as `{name: [value, lo, hi]}`."
     table = pd.DataFrame(records).set_index(['metric', 'scope'])
     return {m: [None if pd.isna(x) else float(x) for x in table.loc[(m, s), ['value', 'lo', 'hi']]] for m, s in FOLD_METRICS}
@@ -44,7 +43,6 @@ def verdict(model:list, # [value, lo, hi] of the model's accuracy
 # %% ../nbs/04c_cv.ipynb #b8b78154
 def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds:int, n_boot:int, gradcam:bool, cbs=None)->dict:
     "Train (or resume) one fold, evaluate it and write its report; its scores and test probabilities, kept in `result.json`."
-    from all_nb.report import write_report  # the page of one fold
     paths = RunPaths(fold_dir(out, fold))
     if paths.result.is_file(): return json.loads(paths.result.read_text())
     resumable = paths.checkpoint.is_file() and json.loads(paths.config.read_text()).get('status') == 'interrupted'
@@ -100,8 +98,8 @@ def fold_table_html(cv:dict # `cv.json`'s contents
     head = ('<tr><th>fold</th><th>accuracy</th><th>balanced accuracy</th><th>MCC</th><th>macro AUC</th><th>errors</th>'
             '<th>colour baseline accuracy</th><th>against the baseline</th><th>report</th></tr>')
     rows = ''.join(f"<tr><td>{r['fold']}</td>" + ''.join(f"<td>{_ci(r['model'][m])}</td>" for m in ('accuracy', 'balanced_accuracy', 'mcc', 'auc'))
-                   + f"<td>{r['errors']} of {r['images']}</td><td>{_ci(r['colour_baseline']['accuracy'])}</td><td>{_esc(r['verdict'])}</td>"
-                   f"<td><a href='fold{r['fold']}/report.html'>fold {r['fold']}</a></td></tr>" for r in cv['folds'])
+                   + f"<td>{r['errors']} of {r['images']}</td><td>{_ci(r['colour_baseline']['accuracy'])}</td><td>{esc(r['verdict'])}</td>"
+                   f"<td><a href='{fold_dir('', r['fold']).name}/{RUN_FILES['report']}'>fold {r['fold']}</a></td></tr>" for r in cv['folds'])
     s, m = cv['summary'], cv['summary']['metrics']
     sd = lambda k: '' if m[k]['sd'] is None else f" ± {m[k]['sd']:.4f}"
     foot = (f"<tr class=total><td>mean</td>" + ''.join(f"<td>{m[k]['mean']:.4f}{sd(k)}</td>" if k in m else '<td>n/a</td>'
@@ -119,9 +117,9 @@ def oof_cards(oof:pd.DataFrame, # from `oof_table`
     for r in oof.itertuples():
         wrong = r.label != r.predicted
         pic = f"<img src='{data_uri(load_rgb(r.path), px)}' alt='image'>" if wrong else ''
-        cards.append(f"<div class='card{'' if wrong else ' small'}' data-true='{_esc(r.label)}' data-pred='{_esc(r.predicted)}' "
-                     f"data-file='{_esc(r.file)}'>{pic}<div class=file>{_esc(r.file)}</div><div>fold {r.fold}: true <b>{_esc(r.label)}</b>, "
-                     f"predicted <b>{_esc(r.predicted)}</b> ({r.confidence:.3f})</div></div>")
+        cards.append(f"<div class='card{'' if wrong else ' small'}' data-true='{esc(r.label)}' data-pred='{esc(r.predicted)}' "
+                     f"data-file='{esc(r.file)}'>{pic}<div class=file>{esc(r.file)}</div><div>fold {r.fold}: true <b>{esc(r.label)}</b>, "
+                     f"predicted <b>{esc(r.predicted)}</b> ({r.confidence:.3f})</div></div>")
     return ''.join(cards)
 
 # %% ../nbs/04c_cv.ipynb #2f0f25c4
@@ -132,17 +130,17 @@ def cv_report_html(out:Path, # the CV folder
     "The CV report page as one self-contained string."
     st = cv['settings']
     title = f"{st.get('recipe', 'effnet-b3')} · {st.get('arch') or 'recipe architecture'} · {st.get('split', 'grouped')} split · {len(cv['folds'])} folds"
-    settings = ''.join(f'<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>' for k, v in st.items())
-    return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb cross-validation: {_esc(title)}</title>
-<style>{_STYLE} .card.small{{width:220px}} tr.total td{{font-weight:bold}}</style></head><body>
-<h1>{_esc(title)}</h1><p>{_esc(cv['root'])} · {len(oof)} images, each tested once by the fold model that did not train on it · 95% bootstrap intervals</p>
+    settings = ''.join(f'<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>' for k, v in st.items())
+    return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb cross-validation: {esc(title)}</title>
+<style>{PAGE_STYLE} .card.small{{width:220px}} tr.total td{{font-weight:bold}}</style></head><body>
+<h1>{esc(title)}</h1><p>{esc(cv['root'])} · {len(oof)} images, each tested once by the fold model that did not train on it · 95% bootstrap intervals</p>
 <h2>Settings</h2><table class=config>{settings}</table>
 <h2>Folds, beside the colour-only baseline</h2>
 <p>The baseline is a logistic regression on a 48-bin colour histogram, fitted on each fold's training images. A model
 that does not beat it has shown nothing beyond colour.</p>{fold_table_html(cv)}
 <h2>Pooled out-of-fold confusion matrix</h2><p>Click a cell to see its images (mistakes with their pictures).</p>
 {confusion_html(cv['confusion'], cv['classes'])}<p id=selection>No cell selected.</p><div class=cards id=cards>{oof_cards(oof)}</div>
-<script>{_SCRIPT}
+<script>{CELL_SCRIPT}
 document.querySelectorAll('.card').forEach(c=>c.classList.add('hidden'));</script>
 </body></html>"""
 

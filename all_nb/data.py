@@ -135,6 +135,7 @@ def read_image(path # an image file
         except UnidentifiedImageError: return None, "not an image (unrecognised content)", data
         except (OSError, SyntaxError, ValueError) as e: return None, f"corrupt or truncated ({e})", data
 
+# %% ../nbs/00_data.ipynb #093d8f2f
 def load_rgb(path # an image file
             )->Image.Image:
     "The image at `path` as 8-bit RGB, or a one-line `AllNbError` saying why it can't be read."
@@ -169,6 +170,7 @@ def hash_distances(hashes # 64-bit perceptual hashes as 16-digit hex strings
     h = np.array([int(x, 16) for x in hashes], dtype=np.uint64)
     return np.bitwise_count(h[:, None] ^ h[None, :]).astype(np.int16)
 
+# %% ../nbs/00_data.ipynb #29ede027
 def near_duplicate_pairs(hashes, # 64-bit perceptual hashes as hex strings
                          threshold:int=4 # most bits two near-duplicates may differ by
                         )->list:
@@ -210,6 +212,7 @@ def group_duplicates(df:pd.DataFrame, # `scan_images` output
     df.attrs['near_pairs'] = [(df.file[ok[i]], df.file[ok[j]], d) for i, j, d in near]
     return df
 
+# %% ../nbs/00_data.ipynb #d892474a
 def audit(root, # dataset root in any supported layout
           threshold:int=4, # pHash bits two near-duplicates may differ by
           progress:bool=True # show a progress bar
@@ -237,6 +240,7 @@ def audit_summary(df:pd.DataFrame # `audit` output
         label_conflicts=conflicts,
         colour={c: {f'{k}_{s}': float(colour.loc[c, (k, s)]) for k, s in colour.columns} for c in colour.index})
 
+# %% ../nbs/00_data.ipynb #1036012c
 def summary_text(s:dict # `audit_summary` output
                 )->str:
     "A short human-readable report of an audit summary."
@@ -324,6 +328,7 @@ def _deal_groups(labels, groups, fracs, rng):
             part[groups == g] = k
     return part
 
+# %% ../nbs/00_data.ipynb #868bcf66
 def _cut_blocks(labels, numbers, fracs, rng):
     "Cut each class, ordered by file number and rotated by a random offset, into contiguous parts."
     part = np.zeros(len(labels), int)
@@ -334,6 +339,7 @@ def _cut_blocks(labels, numbers, fracs, rng):
         for k, chunk in enumerate(np.split(idx, edges[:-1])): part[chunk] = k
     return part
 
+# %% ../nbs/00_data.ipynb #ce2af038
 def _keep_groups_whole(part, groups):
     "Move every group split across parts into the part holding most of it."
     part = part.copy()
@@ -342,6 +348,7 @@ def _keep_groups_whole(part, groups):
         if len(set(part[m])) > 1: part[m] = np.bincount(part[m]).argmax()
     return part
 
+# %% ../nbs/00_data.ipynb #8ebaf013
 def assign_parts(items:pd.DataFrame, # rows with `label`, `number` and `dup_group` (from `load_items`)
                  fracs, # fraction of each class that goes to each part; sums to 1
                  kind:str='grouped', # one of `SPLIT_KINDS`
@@ -369,6 +376,7 @@ def make_split(items:pd.DataFrame, # rows from `load_items`
     part = assign_parts(items, [1 - valid - test, valid, test], kind, seed)
     return {name: np.nonzero(part == k)[0].tolist() for k, name in enumerate(('train', 'valid', 'test'))}
 
+# %% ../nbs/00_data.ipynb #2141574e
 def kfold(items:pd.DataFrame, # rows from `load_items`
           kind:str='grouped', # one of `SPLIT_KINDS`
           n_folds:int=5, # number of folds
@@ -378,6 +386,7 @@ def kfold(items:pd.DataFrame, # rows from `load_items`
     if n_folds < 3: raise AllNbError(f"n_folds={n_folds}: k-fold needs at least 3 folds (train, valid and test)")
     return assign_parts(items, [1 / n_folds] * n_folds, kind, seed)
 
+# %% ../nbs/00_data.ipynb #d92150e5
 def fold_split(folds:np.ndarray, # fold number per item, from `kfold`
                fold:int=0 # the fold held out for testing
               )->dict:
@@ -424,6 +433,7 @@ def save_split(split:dict, # index lists from `make_split` or `fold_split`
     d = dict(meta=meta, **{k: dict(index=v, files=items.file.iloc[v].tolist()) for k, v in split.items()})
     return atomic_write(path, json.dumps(d, indent=1))
 
+# %% ../nbs/00_data.ipynb #9ab950b2
 def load_split(path, # JSON file written by `save_split`
                items:pd.DataFrame # the rows the split must index into
               )->dict:
@@ -452,6 +462,7 @@ def apply_variant(im:Image.Image, # an RGB image
     turn = variant.rpartition('-')[2]
     return im.transpose(_TURNS[turn]) if turn in _TURNS else im
 
+# %% ../nbs/00_data.ipynb #cc1a814d
 def item_image(row # a row of the items table, or a path
               )->Image.Image:
     "The RGB image of `row`: its file, with its `variant` applied when it has one."

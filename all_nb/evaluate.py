@@ -107,6 +107,7 @@ def calibration_error(y_true, # true class index of each image, shape (n,)
     gap = (probs.argmax(1) == np.asarray(y_true)) - probs.max(1)
     return float(np.abs(np.bincount(_confidence_bin(probs, n_bins), gap, n_bins)).sum() / len(probs))
 
+# %% ../nbs/03_evaluate.ipynb #ac986443
 def reliability_bins(y_true, # true class index of each image, shape (n,)
                      probs, # predicted probabilities, shape (n, K)
                      n_bins:int=10 # equal-width confidence bins
@@ -143,6 +144,7 @@ def binary_arrays(y_true, # true class index of each image, shape (n,)
     recall = class_metrics(confusion_matrices(malignant, two.argmax(1), 2, weights))['recall']
     return dict(sensitivity=recall[:, 1], specificity=recall[:, 0], auc=auc_ovr(malignant, two, weights)[:, 1])
 
+# %% ../nbs/03_evaluate.ipynb #efb5a1f2
 def metric_arrays(y_true, # true class index of each image, shape (n,)
                   probs, # predicted probabilities, shape (n, K)
                   classes=CLASSES, # the class names, in the order of `probs`' columns
@@ -161,6 +163,7 @@ def metric_arrays(y_true, # true class index of each image, shape (n,)
         out |= {(m, 'benign vs malignant'): v for m, v in binary_arrays(y_true, probs, list(classes).index('Benign'), weights).items()}
     return out
 
+# %% ../nbs/03_evaluate.ipynb #a68c4f80
 def metric_table(y_true, # true class index of each image, shape (n,)
                  probs, # predicted probabilities, shape (n, K)
                  classes=CLASSES, # the class names, in the order of `probs`' columns
@@ -198,6 +201,7 @@ def row_normalise(cm # a (K, K) confusion matrix
     cm = np.asarray(cm, float)
     return _divide(cm, cm.sum(1, keepdims=True), np.nan)
 
+# %% ../nbs/03_evaluate.ipynb #f38d1e47
 def plot_confusion(counts, # a (K, K) confusion matrix, rows true
                    classes=CLASSES # class names
                   ):
@@ -232,6 +236,7 @@ def roc_points(y_true, # true class index of each image, shape (n,)
         out[name] = dict(fpr=fpr.tolist(), tpr=tpr.tolist(), auc=float(auc))
     return out
 
+# %% ../nbs/03_evaluate.ipynb #cff50b6f
 def plot_roc(roc:dict # from `roc_points`
             ):
     "ROC curves of each class against the rest (solid) and of malignant vs benign (dashed), AUC in the legend."
@@ -321,6 +326,7 @@ def colour_histogram(path:str, # an image file
     counts = np.asarray(load_rgb(path).histogram(), float).reshape(3, bins, 256 // bins).sum(2)
     return (counts / counts.sum(1, keepdims=True)).ravel()
 
+# %% ../nbs/03_evaluate.ipynb #734a56b3
 def colour_features(items:pd.DataFrame, # rows from `load_items`
                     bins:int=16 # bins per channel; must divide 256
                    )->np.ndarray:
@@ -343,6 +349,7 @@ def colour_baseline(items:pd.DataFrame, # rows from `load_items`
         return p
     return {part: (y[idx], probs(idx)) for part, idx in split.items() if part != 'train' and len(idx)}
 
+# %% ../nbs/03_evaluate.ipynb #c9ed44ab
 def colour_cv(items:pd.DataFrame, # rows from `load_items`
               kind:str='random', # fold kind, one of `data.SPLIT_KINDS`
               n_folds:int=5, # number of folds
@@ -399,6 +406,7 @@ def perturbation(kind:str, # one of `SWEEPS`
     if kind == 'saturation': return ColourShift(saturation=level)
     raise AllNbError(f"unknown perturbation {kind!r}; use one of {', '.join(SWEEPS)}")
 
+# %% ../nbs/03_evaluate.ipynb #911d956a
 def perturbed_dl(dl, # a DataLoader from `data.all_dls`
                  tfm:Transform # a batch transform of order between 10 and 99
                 ):
@@ -422,6 +430,7 @@ def robustness_sweep(learn:Learner, # a trained learner
             rows.append(table[table.scope.isin(SUMMARY_SCOPES)].drop(columns=['lo', 'hi']).assign(perturbation=kind, level=level))
     return pd.concat(rows, ignore_index=True)[['perturbation', 'level', 'metric', 'scope', 'value']]
 
+# %% ../nbs/03_evaluate.ipynb #506533c5
 PLOT_METRICS = (('accuracy', 'overall'), ('balanced_accuracy', 'overall'), ('mcc', 'overall'), ('sensitivity', 'benign vs malignant'))
 
 def plot_robustness(sweep:pd.DataFrame, # from `robustness_sweep`
@@ -445,10 +454,12 @@ def plot_robustness(sweep:pd.DataFrame, # from `robustness_sweep`
 # %% ../nbs/03_evaluate.ipynb #25ce9a0a
 EVAL_FILES = tuple(RUN_FILES[k] for k in ('evaluation', 'confusion_plot', 'roc_plot', 'reliability_plot', 'training_plot', 'robustness_plot'))
 
+# %% ../nbs/03_evaluate.ipynb #0461efcf
 def _records(df:pd.DataFrame)->list:
     "`df` as JSON-ready records, NaN as None."
     return df.astype(object).where(df.notna(), None).to_dict('records')
 
+# %% ../nbs/03_evaluate.ipynb #32d1fe7e
 def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run`
                  data=None, # dataset folder; default: the one the run was trained on
                  n_boot:int=1000, # bootstrap resamples

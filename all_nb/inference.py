@@ -144,6 +144,7 @@ def prepare_image(im:Image.Image, # an RGB image
         im = im.resize((size, size), Image.BILINEAR)
     return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
 
+# %% ../nbs/02a_inference.ipynb #2104da08
 class _ImageFiles(torch.utils.data.Dataset):
     "Images prepared for a model; an unreadable file yields its reason instead."
     def __init__(self, files, size): self.files, self.size = files, size

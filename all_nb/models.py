@@ -139,6 +139,7 @@ class ScratchCNN(BodyHead):
         head = nn.Sequential(nn.Flatten(), *dense_layers(flat_width(filters[-1], len(filters), size), n_out, (hidden,), p))
         super().__init__(body, head)
 
+# %% ../nbs/01_models.ipynb #2fd579f7
 class CustomCNN(ScratchCNN):
     "Three conv layers (32, 64, 128 filters) each followed by 2x2 max pooling, dense 128 with ReLU, dropout and the output layer."
     def __init__(self, n_out:int=4, # classes
@@ -146,6 +147,7 @@ class CustomCNN(ScratchCNN):
                  p:float=0.5 # dropout before the output layer
                 ): super().__init__(n_out, size, filters=(32, 64, 128), convs=(1, 1, 1), bn=False, hidden=128, p=p)
 
+# %% ../nbs/01_models.ipynb #4ae10ff8
 class DeepCNN(ScratchCNN):
     "Thirteen 3x3 conv layers with ReLU and batch norm in five max-pooled blocks (16 to 256 filters), dense 512 with ReLU, dropout and the output layer."
     def __init__(self, n_out:int=4, # classes
@@ -160,6 +162,7 @@ def custom_arch_names()->list:
     "Names of the architectures this package defines; any other `arch` is a timm model name."
     return list(CUSTOM_ARCHS)
 
+# %% ../nbs/01_models.ipynb #f99a953e
 def check_arch(arch:str # a timm model name (`timm.list_models()`, optionally with a `.tag`) or one of `custom_arch_names()`
               )->str:
     "`arch` if it names a model; else a one-line `AllNbError` suggesting the closest names."
@@ -240,6 +243,7 @@ def load_state(model:nn.Module, # the model to fill
     model.load_state_dict({k: v for k, v in state_dict.items() if k not in skipped}, strict=False) # checked above; only `skipped` is left out
     return skipped
 
+# %% ../nbs/01_models.ipynb #bfbc8bfe
 def load_weights(model:nn.Module, # the model to fill
                  path:str|Path, # a .pth, .pt or .safetensors file
                  arch:str # the architecture, named in errors
@@ -292,6 +296,7 @@ def lite_to_timm(state_dict:dict, # EfficientNet-Lite weights named as in `effic
         else: renamed[f'{_LITE_TOP[layer]}.{rest}'] = tensor
     return renamed
 
+# %% ../nbs/01_models.ipynb #b8edf09c
 def lite_package_weights(arch:str # a timm model name
                         )->Path|None:
     "The weights file inside the installed efficientnet-lite package for `arch`, or `None`."

@@ -19,7 +19,8 @@ from .evaluate import evaluate_run
 from .interpret import labelled_dl, model_input, seen_image, grad_cam, overlay_cam, cam_layer
 
 # %% auto #0
-__all__ = ['data_uri', 'metrics_html', 'confusion_html', 'image_cards', 'report_html', 'write_report']
+__all__ = ['PAGE_STYLE', 'CELL_SCRIPT', 'data_uri', 'esc', 'metrics_html', 'confusion_html', 'image_cards', 'report_html',
+           'write_report']
 
 # %% ../nbs/04b_report.ipynb #369a9cbc
 def data_uri(image:Image.Image|bytes, # a PIL image, or PNG bytes
@@ -34,7 +35,10 @@ def data_uri(image:Image.Image|bytes, # a PIL image, or PNG bytes
     return f'data:image/{fmt.lower()};base64,' + base64.b64encode(buf.getvalue()).decode()
 
 # %% ../nbs/04b_report.ipynb #386a5438
-def _esc(x)->str: return html.escape(str(x))
+def esc(x # any value
+       )->str:
+    "`x` as text that is safe inside HTML."
+    return html.escape(str(x))
 
 def metrics_html(comparison:list # `evaluation.json`'s `comparison` records
                 )->str:
@@ -42,18 +46,19 @@ def metrics_html(comparison:list # `evaluation.json`'s `comparison` records
     def cell(r, name):
         lo = r.get(f'{name} lo')
         return f"{r[name]:.4f}" + (f" <span class=ci>[{lo:.4f}, {r[f'{name} hi']:.4f}]</span>" if lo is not None else '')
-    rows = ''.join(f"<tr><td>{_esc(r['metric'])}</td><td>{_esc(r['scope'])}</td><td>{cell(r, 'model')}</td>"
+    rows = ''.join(f"<tr><td>{esc(r['metric'])}</td><td>{esc(r['scope'])}</td><td>{cell(r, 'model')}</td>"
                    f"<td>{cell(r, 'colour baseline')}</td></tr>" for r in comparison)
     return f"<table class=metrics><tr><th>metric</th><th>scope</th><th>model</th><th>colour baseline</th></tr>{rows}</table>"
 
+# %% ../nbs/04b_report.ipynb #f90e1cb6
 def confusion_html(counts:list, # confusion matrix, rows true class, columns predicted class
                    classes:list # class names
                   )->str:
     "The confusion matrix as a table whose cells, when clicked, show their images."
     top = max(max(r) for r in counts) or 1
-    head = '<tr><th>true \\ predicted</th>' + ''.join(f'<th>{_esc(c)}</th>' for c in classes) + '</tr>'
-    body = ''.join('<tr><th>' + _esc(t) + '</th>' + ''.join(
-        f"<td class='cell{' diag' if i == j else ''}' data-true='{_esc(t)}' data-pred='{_esc(p)}' "
+    head = '<tr><th>true \\ predicted</th>' + ''.join(f'<th>{esc(c)}</th>' for c in classes) + '</tr>'
+    body = ''.join('<tr><th>' + esc(t) + '</th>' + ''.join(
+        f"<td class='cell{' diag' if i == j else ''}' data-true='{esc(t)}' data-pred='{esc(p)}' "
         f"style='--shade:{n / top:.3f}' onclick='showCell(this)'>{n}</td>"
         for j, (p, n) in enumerate(zip(classes, row))) + '</tr>' for i, (t, row) in enumerate(zip(classes, counts)))
     return f'<table class=confusion>{head}{body}</table>'
@@ -76,14 +81,14 @@ def image_cards(run:Run, # a run with its learner, from `train.load_run`
         image = seen_image(dl, x)
         pics = f"<img src='{data_uri(image, px)}' alt='image'>"
         if gradcam: pics += f"<img src='{data_uri(overlay_cam(image, grad_cam(model, x, classes.index(p['predicted']), layer)), px)}' alt='Grad-CAM'>"
-        probs = ''.join(f"<li class='{'pred' if c == p['predicted'] else ''}'>{_esc(c)} {v:.3f}</li>" for c, v in p['probs'].items())
-        cards.append(f"<div class=card data-true='{_esc(p['label'])}' data-pred='{_esc(p['predicted'])}' data-file='{_esc(p['file'])}'>"
-                     f"{pics}<div class=file>{_esc(p['file'])}</div><div>true <b>{_esc(p['label'])}</b>, predicted "
-                     f"<b>{_esc(p['predicted'])}</b></div><ul>{probs}</ul></div>")
+        probs = ''.join(f"<li class='{'pred' if c == p['predicted'] else ''}'>{esc(c)} {v:.3f}</li>" for c, v in p['probs'].items())
+        cards.append(f"<div class=card data-true='{esc(p['label'])}' data-pred='{esc(p['predicted'])}' data-file='{esc(p['file'])}'>"
+                     f"{pics}<div class=file>{esc(p['file'])}</div><div>true <b>{esc(p['label'])}</b>, predicted "
+                     f"<b>{esc(p['predicted'])}</b></div><ul>{probs}</ul></div>")
     return ''.join(cards)
 
 # %% ../nbs/04b_report.ipynb #8eafa64d
-_STYLE = """
+PAGE_STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 h1{margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse} td,th{padding:.25rem .6rem;border:1px solid #ddd;text-align:right}
@@ -94,7 +99,7 @@ table{border-collapse:collapse} td,th{padding:.25rem .6rem;border:1px solid #ddd
 .card img{margin-right:4px} .card ul{margin:.2rem 0;padding-left:1.2rem} .card li.pred{font-weight:bold}
 .file{font-family:monospace;word-break:break-all;color:#444} .hidden{display:none} .plots img{max-width:100%}
 """
-_SCRIPT = """
+CELL_SCRIPT = """
 function showCell(td){
   document.querySelectorAll('td.selected').forEach(e=>e.classList.remove('selected'));
   td.classList.add('selected');
@@ -107,6 +112,7 @@ function showCell(td){
 }
 """
 
+# %% ../nbs/04b_report.ipynb #ed0c6d2a
 def _config_html(ev:dict, cfg:dict)->str:
     "The run's settings as a two-column table."
     rows = dict(recipe=cfg['recipe']['name'], paper=cfg['recipe'].get('paper', ''), architecture=cfg['recipe']['arch'],
@@ -115,20 +121,21 @@ def _config_html(ev:dict, cfg:dict)->str:
                 image_size=cfg['size'], precision=cfg.get('precision', ''), learning_rate=cfg.get('lr', ''),
                 training_seconds=cfg.get('train_seconds', ''), data=f"{cfg['data']['root']} (fingerprint {cfg['data']['fingerprint']})",
                 versions=', '.join(f'{k} {v}' for k, v in cfg.get('versions', {}).items()))
-    return '<table class=config>' + ''.join(f'<tr><td>{_esc(k.replace("_", " "))}</td><td>{_esc(v)}</td></tr>' for k, v in rows.items()) + '</table>'
+    return '<table class=config>' + ''.join(f'<tr><td>{esc(k.replace("_", " "))}</td><td>{esc(v)}</td></tr>' for k, v in rows.items()) + '</table>'
 
+# %% ../nbs/04b_report.ipynb #5217564b
 def report_html(run:Run, # the run, its plots written by `evaluate.evaluate_run`
                 ev:dict, # its evaluation (`evaluation.json`)
                 cards:str # from `image_cards`
                )->str:
     "The whole report page as one string."
     cfg, run_dir = run_config(run), run.dir
-    plots = ''.join(f"<h3>{_esc(Path(f).stem)}</h3><img src='{data_uri((run_dir/f).read_bytes())}' alt='{_esc(f)}'>"
+    plots = ''.join(f"<h3>{esc(Path(f).stem)}</h3><img src='{data_uri((run_dir/f).read_bytes())}' alt='{esc(f)}'>"
                     for f in ev['figures'] if f != RUN_FILES['confusion_plot'] and (run_dir/f).exists())
     title = f"{cfg['recipe']['name']} · {cfg['recipe']['arch']} · {cfg['split']['kind']} split"
-    return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb report: {_esc(title)}</title>
-<style>{_STYLE}</style></head><body>
-<h1>{_esc(title)}</h1><p>{_esc(run_dir.resolve())} · {ev['test_images']} test images · 95% bootstrap intervals ({ev['n_boot']} resamples)</p>
+    return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb report: {esc(title)}</title>
+<style>{PAGE_STYLE}</style></head><body>
+<h1>{esc(title)}</h1><p>{esc(run_dir.resolve())} · {ev['test_images']} test images · 95% bootstrap intervals ({ev['n_boot']} resamples)</p>
 <h2>Run</h2>{_config_html(ev, cfg)}
 <h2>Metrics, beside the colour-only baseline</h2>
 <p>The baseline is a logistic regression on a 48-bin colour histogram, fitted on the same training images. A model that
@@ -136,7 +143,7 @@ does not clearly beat it has shown nothing beyond colour.</p>{metrics_html(ev['c
 <h2>Confusion matrix</h2><p>Click a cell to see its images.</p>{confusion_html(ev['confusion']['counts'], ev['classes'])}
 <p id=selection>No cell selected.</p><div class=cards id=cards>{cards}</div>
 <h2>Plots</h2><div class=plots>{plots}</div>
-<script>{_SCRIPT}
+<script>{CELL_SCRIPT}
 document.querySelectorAll('.card').forEach(c=>c.classList.add('hidden'));</script>
 </body></html>"""
 

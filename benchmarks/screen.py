@@ -44,6 +44,9 @@ CONFIGS = {
     'epochs3': replace(BASE, epochs=3), 'epochs8': replace(BASE, epochs=8),
     'seed1': replace(BASE, seed=1), 'seed2': replace(BASE, seed=2),
     'lite1': replace(BASE, arch='tf_efficientnet_lite1'), 'lite2': replace(BASE, arch='tf_efficientnet_lite2'),
+    # the masked corners with a second factor, once masking looked like a winner
+    'corner-seed1': replace(BASE, corner_mask=True, seed=1), 'corner-lite1': replace(BASE, corner_mask=True, arch='tf_efficientnet_lite1'),
+    'corner-epochs8': replace(BASE, corner_mask=True, epochs=8), 'corner-smooth0.1': replace(BASE, corner_mask=True, label_smoothing=.1),
 }
 
 # --- augmentation, on uint8-derived float batches in [0, 1] ---------------------------------------------
@@ -237,6 +240,7 @@ def main(argv=None):
         rows = [json.loads(l) for l in out.read_text().splitlines()]
         complete = [c for c in dict.fromkeys(r['config'] for r in rows) if sum(r['config'] == c for r in rows) == len({r['fold'] for r in rows})]
         groups = {'base + seed1 + seed2': ['base', 'seed1', 'seed2'], 'base + corner-mask': ['base', 'corner-mask'],
+                  'corner-mask + corner-seed1': ['corner-mask', 'corner-seed1'],
                   'every configuration run': complete}
         ens = {k: ensemble_accuracy(rows, v, labels) for k, v in groups.items() if set(v) <= set(complete) and len(v) > 1}
         (out.parent/'screening.md').write_text(markdown(rows, ens))
