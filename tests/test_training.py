@@ -72,3 +72,12 @@ def test_one_train_command_audits_each_image_once(tmp_path, monkeypatch):
                '--epochs', '1', '--lr', '1e-3', '--out', str(tmp_path/'run')])
     assert rc == 0 and (tmp_path/'run/report.html').exists()
     assert len(audited) == len(set(audited)) == 49, len(audited)
+
+@pytest.mark.parametrize('option, value, message', [('--bs', 0, 'bs=0: must be at least 1'), ('--epochs', 0, 'epochs=0: must be at least 1'),
+                                                    ('--lr', -1, 'lr=-1.0: must be positive'), ('--size', 7, 'size=7: must be from 32 to 1024'),
+                                                    ('--size', -1, 'size=-1: must be from 32 to 1024')])
+def test_cli_train_refuses_bad_numbers_before_any_work(tmp_path, option, value, message):
+    "A bad number is one line and exit status 2, and no run folder is made."
+    p = run_cli('train', SAMPLE, option, value, '--out', tmp_path/'run')
+    assert p.returncode == 2 and message in p.stderr and p.stderr.count('\n') == 1, p.stderr
+    assert not (tmp_path/'run').exists()
