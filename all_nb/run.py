@@ -120,6 +120,7 @@ class Run:
     weights_file:str|None=None # a local weights file training started from
     model_kwargs:dict=field(default_factory=dict) # extra arguments `models.create_model` needs
     lr:float|None=None # the learning rate used: the recipe's, or lr_find's once training starts
+    lr_find:bool=False # ask fastai's lr_find even when a learning rate is set
     status:str='new' # new, training, interrupted or finished
     weights:str='' # where the starting weights came from, in words
     pretrained:bool|None=None # did training start from ImageNet weights? (None until training starts)
@@ -184,6 +185,7 @@ def create(cls:Run, root, # dataset folder
            size:int=224, # image size in pixels
            bs:int|None=None, # override the recipe's batch size
            lr:float|None=None, # override the recipe's learning rate
+           lr_find:bool=False, # run lr_find even where the recipe or --lr sets a learning rate
            weights:str|None=None, # local .pth/.pt/.safetensors file to start from, for offline machines
            pretrained:bool|None=None, # override the recipe: start from ImageNet weights?
            seed:int=0, # random seed for the split, the balancing and training
@@ -202,7 +204,7 @@ def create(cls:Run, root, # dataset folder
     items = load_items(root) if items is None else items
     run = cls(Path(out or default_run_dir(recipe, split, fold)), r, str(Path(root).resolve()), split_kind=split, fold=fold, n_folds=n_folds, seed=seed, size=size,
               epochs=epochs or max(1, round(r.epochs * epochs_scale)), epochs_scale=epochs_scale,
-              weights_file=None if weights is None else str(weights), model_kwargs=model_kwargs,
+              lr_find=lr_find, weights_file=None if weights is None else str(weights), model_kwargs=model_kwargs,
               fingerprint=data_fingerprint(items), images=len(items), items=items)
     run.split = split_for(items, split, fold, seed, n_folds)
     return run

@@ -7,7 +7,7 @@ Docs: https://all-nb.github.io/all_nb/train.html.md"""
 # %% auto #0
 __all__ = ['all_metrics', 'CPUMixedPrecision', 'use_mixed_precision', 'precision', 'PlainTensors', 'all_learner', 'find_lr',
            'balance_training', 'BestModelSaver', 'FromEpoch', 'HistoryLogger', 'fit_recipe', 'RunInterrupted',
-           'run_learner', 'train_run', 'load_run', 'resume_run', 'tiny_run']
+           'run_learner', 'choose_lr', 'train_run', 'load_run', 'resume_run', 'tiny_run']
 
 # %% ../nbs/02_train.ipynb #49bed8aa
 import contextlib, json, os, time
@@ -200,11 +200,12 @@ def _score(learn:Learner, dl)->dict:
 def _fit_and_finish(learn:Learner, run:Run, start_epoch:int=0, best:float|None=None):
     "Train, then write the config, metrics and exported model; on Ctrl-C keep the best model and say how to resume."
     first = rank_distrib() == 0  # in data-parallel training only the first process writes
+    if not start_epoch: run.lr = choose_lr(learn, run) # a resumed run goes on with the rate it started with
     run.status = 'training'
     if first: run.save()
     start = time.time()
     try:
-        with _parallel(learn): run.lr = fit_recipe(learn, run.recipe, run.epochs, run.lr, start_epoch, best)
+        with _parallel(learn): fit_recipe(learn, run.recipe, run.epochs, run.lr, start_epoch, best)
     except KeyboardInterrupt:
         run.status, run.epochs_run = 'interrupted', _history_epochs(run)[0]
         if first: run.save()
@@ -232,6 +233,18 @@ def run_learner(run:Run, # the run, with its items and split
     run.learn = all_learner(dls, r.arch, r.pretrained and for_training, run.weights_file if for_training else None, r.opt,
                             r.mixed_precision, path=run.dir, cbs=cbs, **run.model_kwargs)
     return run.learn
+
+# %% ../nbs/02_train.ipynb #5348103e
+def choose_lr(learn:Learner, # the run's learner
+              run:Run # its settings: `lr` (an override), `lr_find`, and the recipe's `lr`
+             )->float:
+    "The run's learning rate: the one set, else (or when `run.lr_find` asks) lr_find's suggestion, whose cost is printed."
+    if run.lr and not run.lr_find: return run.lr
+    if run.recipe.lr and not run.lr_find: return run.recipe.lr
+    start = time.time()
+    lr = find_lr(learn, show_plot=False)
+    print(f"lr_find suggests {lr:.2e}; it took {time.time() - start:.0f} s", flush=True)
+    return lr
 
 # %% ../nbs/02_train.ipynb #2fb124a3
 @delegates(Run.create)

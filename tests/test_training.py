@@ -81,3 +81,14 @@ def test_cli_train_refuses_bad_numbers_before_any_work(tmp_path, option, value, 
     p = run_cli('train', SAMPLE, option, value, '--out', tmp_path/'run')
     assert p.returncode == 2 and message in p.stderr and p.stderr.count('\n') == 1, p.stderr
     assert not (tmp_path/'run').exists()
+
+def test_cli_lr_find_on_request_and_its_cost(tmp_path):
+    "A recipe with a learning rate skips lr_find; --lr-find asks for it, and the run keeps the rate it found."
+    tiny = ['--recipe', 'custom-cnn', '--size', 64, '--epochs', 1]
+    p = run_cli('train', SAMPLE, *tiny, '--out', tmp_path/'set')
+    assert p.returncode == 0 and 'lr_find suggests' not in p.stdout, p.stderr
+    assert json.loads((tmp_path/'set/config.json').read_text())['lr'] == 1e-4
+    p = run_cli('train', SAMPLE, *tiny, '--lr-find', '--out', tmp_path/'found')
+    assert p.returncode == 0 and 'lr_find suggests' in p.stdout and ' s\n' in p.stdout, p.stderr
+    cfg = json.loads((tmp_path/'found/config.json').read_text())
+    assert cfg['lr_find'] and cfg['lr'] != 1e-4 and f"{cfg['lr']:.2e}" in p.stdout
