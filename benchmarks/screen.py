@@ -204,6 +204,14 @@ def markdown(rows:list, ensembles:dict)->str:
                      + f" | {mean('test_accuracy'):.4f} ({mean('test_tta_accuracy'):.4f}) | "
                      + ' | '.join(f"{rs[f]['valid_accuracy']:.4f}" for f in folds)
                      + f" | {' + '.join(str(rs[f]['test_errors']) for f in folds)} | {mean('train_minutes'):.1f} |")
+    same = [(a, b) for a, b in (('base', 'seed1'), ('base', 'seed2'), ('corner-mask', 'corner-seed1'))
+            if all(any(r['config'] == c and r['fold'] == f for r in rows) for c in (a, b) for f in folds)]
+    for a, b in same:
+        gap = max(abs(next(r for r in rows if r['config'] == a and r['fold'] == f)['test_accuracy']
+                      - next(r for r in rows if r['config'] == b and r['fold'] == f)['test_accuracy']) for f in folds)
+        lines += ["", f"**Seed spread:** `{a}` and `{b}` differ only in the random seed, yet by up to {gap:.4f} in test accuracy on "
+                  "one fold. A difference between two single-seed rows smaller than that is not evidence for either factor; "
+                  "the confirmation needs several seeds per recipe (or their mean as one model)."]
     if ensembles:
         lines += ["", "## Means of several models (test fold probabilities averaged, dihedral TTA)", "",
                   "| members | " + ' | '.join(f'fold {f}' for f in folds) + " | mean |", "|---|" + "---|" * (len(folds) + 1)]
