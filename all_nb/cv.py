@@ -75,7 +75,7 @@ def oof_table(results:list, # `_run_fold` results, one per fold
 
 # %% ../nbs/04c_cv.ipynb #85f9f886
 def summarise_folds(results:list # `_run_fold` results
-              )->dict:
+                   )->dict:
     "Mean, sd and worst fold of each metric, the baseline's mean, and how many folds are above it."
     acc = np.array([r['model']['accuracy'][0] for r in results])
     summary = {m: dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else None, min=float(np.min(v)))
