@@ -31,13 +31,16 @@ check-sync: install
 	@tmp=$$(mktemp -d) && cp -r nbs pyproject.toml all_nb $$tmp/ && \
 	  (cd $$tmp && git init -q . && $(abspath $(BIN))/nbdev-export && $(abspath $(BIN))/nbdev-clean) && \
 	  diff -r -x __pycache__ all_nb $$tmp/all_nb && diff -r -x .ipynb_checkpoints nbs $$tmp/nbs && \
-	  $(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir $$tmp --output README && \
-	  diff README.md $$tmp/README.md && rm -rf $$tmp && \
+	  $(call make_readme,$$tmp) && diff README.md $$tmp/README.md && rm -rf $$tmp && \
 	  echo "module in sync with the notebooks, notebooks clean, README.md made from nbs/index.ipynb"
 
-# README.md is nbs/index.ipynb as markdown (nbdev-readme does the same where Quarto is installed).
+# README.md is nbs/index.ipynb as markdown (nbdev-readme does the same where Quarto is installed), its links
+# into nbs/ rewritten so that they work from the repository root.
+make_readme = $(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir $(1) --output README && \
+	sed -i -E 's@\]\((examples|tutorials|images)/@](nbs/\1/@g' $(1)/README.md
+
 readme: install
-	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
+	$(call make_readme,.)
 
 proc: install
 	$(BIN)/nbdev-proc-nbs

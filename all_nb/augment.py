@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import torch
 from fastcore.basics import store_attr
-from fastai.vision.all import DihedralItem, TensorImage, RandTransform, AffineCoordTfm, aug_transforms
+from fastai.vision.all import DihedralItem, TensorImage, RandTransform, AffineCoordTfm, Rotate, aug_transforms
 from .core import AllNbError
 
 # %% auto #0
@@ -54,13 +54,14 @@ def keras_affine_mat(x, # a batch of images
     return m
 
 # %% ../nbs/00a_augment.ipynb #96f4791f
-AUG_PRESETS = ('none', 'flips-rot', 'fastai', 'mobilenet-m')
+AUG_PRESETS = ('none', 'flips-rot', 'flips-rot-free', 'fastai', 'mobilenet-m')
 
 def aug_tfms(preset:str # one of `AUG_PRESETS`
             )->tuple:
     "The (item, batch) augmentation transforms of `preset`; fastai applies them to training batches only."
     if preset not in AUG_PRESETS: raise AllNbError(f"unknown augmentation {preset!r}; use one of {', '.join(AUG_PRESETS)}")
     if preset == 'flips-rot': return [DihedralItem(p=1.)], []
+    if preset == 'flips-rot-free': return [DihedralItem(p=1.)], [Rotate(max_deg=90., p=.5, pad_mode='reflection')]
     if preset == 'fastai': return [], aug_transforms(flip_vert=True)
     if preset == 'mobilenet-m': return [DihedralItem(p=1.)], [AffineCoordTfm(aff_fs=keras_affine_mat), ScaleBrightness(.4, .8), GaussianNoise((3., 9.))]
     return [], []

@@ -18,8 +18,8 @@ from .evaluate import predictions, metric_table, colour_baseline
 from .cv import FOLD_METRICS
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'CPU_PLAN', 'fold_scores', 'run_fold', 'run_planned', 'cv_summary', 'comparison_table', 'load_results',
-           'markdown_table', 'machine']
+__all__ = ['PUBLISHED', 'CPU_PLAN', 'fold_scores', 'run_fold', 'run_planned', 'cv_summary', 'comparison_table', 'cv_table',
+           'load_results', 'markdown_table', 'machine']
 
 # %% ../nbs/06_benchmark.ipynb #6a9c95bb
 PUBLISHED = {
@@ -100,7 +100,7 @@ def cv_summary(results:list # `run_fold` results, of any recipes and kinds
     rows = []
     df = pd.DataFrame(results)
     for (recipe, arch, pretrained, kind), g in df.groupby(['recipe', 'arch', 'pretrained', 'kind'], sort=False):
-        row = dict(recipe=recipe, arch=arch if pretrained else f'{arch} (from scratch)', kind=kind, folds=len(g),
+        row = dict(recipe=recipe, arch=arch if pretrained else f'{arch} (from scratch)', pretrained=bool(pretrained), kind=kind, folds=len(g),
                    epochs=int(g.epochs.iloc[0]), size=int(g['size'].iloc[0]))
         for m, _ in FOLD_METRICS:
             v = np.array([s[m][0] for s in g.model])
@@ -116,19 +116,45 @@ def cv_summary(results:list # `run_fold` results, of any recipes and kinds
 def _mean_min(row)->str:
     return f"{row.accuracy:.4f} (min {row.accuracy_min:.4f}, {row.folds} fold{'s' * (row.folds > 1)})"
 
-def comparison_table(summary:pd.DataFrame # from `cv_summary`
+def _what_ran(recipe:str, arch:str, pretrained:bool)->str:
+    "The architecture that ran, saying when it stands in for the paper's or lacks the paper's ImageNet weights."
+    r, name = RECIPES[recipe], arch.removesuffix(' (from scratch)')
+    if name != r.arch: name += f' (stand-in for {r.arch}, whose ImageNet weights are out of reach offline)' if pretrained else f' (the paper: {r.arch})'
+    if not pretrained: name += ', from scratch' + (' (the paper: ImageNet weights)' if r.pretrained else '')
+    return name
+
+def comparison_table(summary:pd.DataFrame, # from `cv_summary`
+                     pretrained:bool|None=None # only runs from ImageNet weights (True), only from-scratch runs (False), or all
                     )->pd.DataFrame:
-    "One row per recipe and architecture: the published accuracy, and ours beside the colour baseline for each split kind."
+    "One row per recipe and architecture: the published accuracy, how ours was trained, and ours beside the colour baseline per split kind."
     rows = []
-    for (recipe, arch), g in summary.groupby(['recipe', 'arch'], sort=False):
+    if pretrained is not None: summary = summary[summary.pretrained == pretrained]
+    for (recipe, arch, pre), g in summary.groupby(['recipe', 'arch', 'pretrained'], sort=False):
         pub = PUBLISHED.get(recipe, {})
-        row = {'recipe': recipe, 'architecture': arch, 'published accuracy': f"{pub['accuracy']:.4f} ({pub['data']})" if pub else ''}
+        row = {'recipe': recipe, 'architecture': _what_ran(recipe, arch, pre),
+               'published accuracy': f"{pub['accuracy']:.4f} ({pub['data']})" if pub else '',
+               'training': f"{g.epochs.iloc[0]} of the paper's {RECIPES[recipe].epochs} epochs, {g['size'].iloc[0]} px"}
         for r in sorted(g.itertuples(), key=lambda r: SPLIT_KINDS.index(r.kind)):  # random (the papers' kind) first
             row[f'ours, {r.kind}'] = _mean_min(r)
             row[f'colour baseline, {r.kind}'] = f"{r.baseline_accuracy:.4f}"
             row[f'beats baseline, {r.kind}'] = f"{r.beats_baseline}/{r.folds}"
         rows.append(row)
     return pd.DataFrame(rows).fillna('')
+
+# %% ../nbs/06_benchmark.ipynb #daae46d0
+def cv_table(cvs # `cv.json` contents written by `cv.cross_validate`
+            )->pd.DataFrame:
+    "One row per cross-validation: recipe, split, accuracy (mean ± sd, worst fold), errors, the colour baseline, folds above it, minutes per fold."
+    rows = []
+    for cv in cvs:
+        s, acc = cv['summary'], cv['summary']['metrics']['accuracy']
+        minutes = [f['fold_seconds'] / 60 for f in cv['folds'] if f.get('fold_seconds')]
+        rows.append({'recipe': cv['settings']['recipe'], 'split': cv['settings'].get('split', 'grouped'), 'folds': len(cv['folds']),
+                     'accuracy': f"{acc['mean']:.4f} ± {acc['sd']:.4f}" if acc['sd'] is not None else f"{acc['mean']:.4f}",
+                     'worst fold': f"{acc['min']:.4f} (fold {s['worst_fold']})", 'errors': f"{s['errors']} of {s['images']}",
+                     'colour baseline': f"{s['baseline_accuracy']:.4f}", 'folds above baseline': f"{s['folds_above_baseline']}/{len(cv['folds'])}",
+                     'minutes per fold': f"{np.mean(minutes):.1f}" if minutes else ''})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/06_benchmark.ipynb #d60bfc23
 def load_results(path # `accuracy.json` written by `benchmarks/accuracy.py`

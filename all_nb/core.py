@@ -6,16 +6,22 @@ Docs: https://all-nb.github.io/all_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #692029a0
 from __future__ import annotations
-import importlib.metadata, io, os, platform, tempfile, warnings
+import importlib.metadata, io, os, platform, tempfile, unicodedata, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['LIBRARY_WARNINGS', 'RUN_FILES', 'CV_FILES', 'AllNbError', 'quiet_library_warnings', 'atomic_write',
+__all__ = ['LIBRARY_WARNINGS', 'RUN_FILES', 'CV_FILES', 'AllNbError', 'printable', 'quiet_library_warnings', 'atomic_write',
            'ensure_writable_dir', 'save_figure', 'RunPaths', 'fold_dir', 'versions', 'half_precision']
 
 # %% ../nbs/00_core.ipynb #5c49f0cd
 class AllNbError(Exception):
     "A problem with the user's input, told in one line that names the file or folder and the fix."
+
+# %% ../nbs/00_core.ipynb #bd7d06cf
+def printable(text # a message, or a file name
+             )->str:
+    "`text` with control and format characters (other than newline and tab) shown as escapes, so printing it cannot act on a terminal."
+    return ''.join(c if c in '\n\t' or unicodedata.category(c)[0] != 'C' else repr(c)[1:-1] for c in str(text))
 
 # %% ../nbs/00_core.ipynb #3ec39ce7
 LIBRARY_WARNINGS = ('`torch.jit.script` is deprecated',) # raised by libraries on import; nothing a user can act on

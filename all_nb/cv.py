@@ -45,6 +45,7 @@ def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds
     "Train (or resume) one fold, evaluate it and write its report; its scores and test probabilities, kept in `result.json`."
     paths = RunPaths(fold_dir(out, fold))
     if paths.result.is_file(): return json.loads(paths.result.read_text())
+    start = time.time()
     resumable = paths.checkpoint.is_file() and json.loads(paths.config.read_text()).get('status') == 'interrupted'
     run = (resume_run(paths.dir, items=items) if resumable else
            train_run(root, out=paths.dir, fold=fold, n_folds=folds, overwrite=True, items=items, cbs=cbs, **settings))
@@ -53,7 +54,8 @@ def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds
     result = dict(fold=fold, images=ev['test_images'], errors=sum(p['label'] != p['predicted'] for p in ev['predictions']),
                   model=evaluation_scores(ev['metrics']), colour_baseline=evaluation_scores(ev['baseline']),
                   epochs=run.epochs_run, lr=run.lr, weights=run.weights, pretrained=run.pretrained, precision=run.precision,
-                  train_seconds=run.train_seconds, test_index=run.split['test'], predictions=ev['predictions'])
+                  train_seconds=run.train_seconds,
+                  fold_seconds=round(time.time() - start, 1), test_index=run.split['test'], predictions=ev['predictions'])
     result['verdict'] = verdict(result['model']['accuracy'], result['colour_baseline']['accuracy'])
     atomic_write(paths.result, json.dumps(result, indent=1))
     return result
@@ -129,7 +131,7 @@ def cv_report_html(out:Path, # the CV folder
                   )->str:
     "The CV report page as one self-contained string."
     st = cv['settings']
-    title = f"{st.get('recipe', 'effnet-b3')} · {st.get('arch') or 'recipe architecture'} · {st.get('split', 'grouped')} split · {len(cv['folds'])} folds"
+    title = f"{st['recipe']} · {st.get('arch') or 'recipe architecture'} · {st.get('split', 'grouped')} split · {len(cv['folds'])} folds"
     settings = ''.join(f'<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>' for k, v in st.items())
     return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb cross-validation: {esc(title)}</title>
 <style>{PAGE_STYLE} .card.small{{width:220px}} tr.total td{{font-weight:bold}}</style></head><body>
@@ -159,6 +161,7 @@ def cross_validate(root, # dataset folder
     items = load_items(root)
     first = Run.create(root, fold=0, n_folds=folds, items=items, **settings)  # every setting checked before any work
     out = Path(out or f'runs/cv-{first.recipe.name}-{first.split_kind}')
+    settings = dict(recipe=first.recipe.name, **{k: v for k, v in settings.items() if k != 'recipe'})  # the default, named
     summary_file = out/CV_FILES['summary']
     saved = json.loads(json.dumps(dict(settings, folds=folds), default=str))
     if summary_file.exists() and not overwrite:

@@ -15,15 +15,15 @@ from PIL import Image, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 import matplotlib.pyplot as plt
 import all_nb
-from .core import AllNbError, atomic_write, ensure_writable_dir, save_figure
+from .core import AllNbError, atomic_write, ensure_writable_dir, printable, save_figure
 
 # %% auto #0
-__all__ = ['CLASSES', 'IMAGE_EXTS', 'LAYOUT_HELP', 'MAX_PIXELS', 'CLASS_COLOURS', 'AUDIT_FILES', 'SPLIT_KINDS', 'VARIANTS',
-           'bundled_sample', 'canonical_class', 'class_folders', 'file_number', 'find_images', 'to_rgb', 'read_image',
-           'load_rgb', 'scan_images', 'hash_distances', 'near_duplicate_pairs', 'duplicate_groups', 'group_duplicates',
-           'audit', 'audit_summary', 'summary_text', 'plot_audit', 'write_audit', 'load_items', 'assign_parts',
-           'make_split', 'kfold', 'fold_split', 'cut_groups', 'check_split', 'save_split', 'load_split',
-           'apply_variant', 'item_image']
+__all__ = ['CLASSES', 'IMAGE_EXTS', 'LAYOUT_HELP', 'MAX_PIXELS', 'CLASS_COLOURS', 'AUDIT_FILES', 'SPLIT_KINDS',
+           'IMAGES_PER_PATIENT', 'VARIANTS', 'bundled_sample', 'canonical_class', 'class_folders', 'file_number',
+           'find_images', 'to_rgb', 'read_image', 'load_rgb', 'scan_images', 'hash_distances', 'near_duplicate_pairs',
+           'duplicate_groups', 'group_duplicates', 'audit', 'audit_summary', 'summary_text', 'plot_audit',
+           'write_audit', 'load_items', 'assign_parts', 'make_split', 'kfold', 'fold_split', 'cut_groups',
+           'check_split', 'save_split', 'load_split', 'pseudo_patients', 'apply_variant', 'item_image']
 
 # %% ../nbs/00_data.ipynb #b5725135
 def bundled_sample()->Path:
@@ -70,7 +70,7 @@ def class_folders(root # dataset root in any supported layout
             if c: found[c] = d
         if not found: continue
         ignored = [d.name for d in dirs if canonical_class(d.name) is None and d.name.lower() != 'segmented']
-        if ignored: warnings.warn(f"{base}: ignoring folders that name no class: {', '.join(ignored)}")
+        if ignored: warnings.warn(printable(f"{base}: ignoring folders that name no class: {', '.join(ignored)}"))
         return {c: found[c] for c in CLASSES if c in found}
     raise AllNbError(f"{root}: no class folder found; {LAYOUT_HELP}")
 
@@ -253,7 +253,8 @@ def summary_text(s:dict # `audit_summary` output
     lines += ['mean colour (R, G, B, saturation): ' + '; '.join(
         f"{c} {v['mean_r_mean']:.0f} {v['mean_g_mean']:.0f} {v['mean_b_mean']:.0f} {v['mean_sat_mean']:.0f}"
         for c, v in s['colour'].items())]
-    lines += [f"unreadable: {u['file']}: {u['problem']}" for u in s['unreadable']]
+    lines += [printable(f"unreadable: {u['file']}: {u['problem']}") for u in s['unreadable']]
+    lines += [f"warning: {c} has no readable image, so no model can learn or be tested on it" for c, n in s['class_counts'].items() if n == 0]
     return '\n'.join(lines)
 
 # %% ../nbs/00_data.ipynb #8d359f75
@@ -305,9 +306,14 @@ def load_items(root, # dataset root in any supported layout
     "The readable images under `root` with label, file number and duplicate group; skipped files are warned about."
     df = audit(root, threshold, progress)
     bad = df[~df.ok]
-    if len(bad): warnings.warn(f"skipped {len(bad)} unreadable file(s): " + '; '.join(f'{f}: {p}' for f, p in zip(bad.file, bad.problem)))
     items = df[df.ok].reset_index(drop=True)
     if items.empty: raise AllNbError(f"{root}: no readable image in the class folders; {LAYOUT_HELP}")
+    for c in sorted(set(bad.label) - set(items.label)):  # a class that would silently vanish from training and testing
+        files = bad[bad.label == c]
+        raise AllNbError(printable(f"{root}: class {c} has no readable image ({len(files)} unreadable: "
+                                   + '; '.join(f'{f}: {p}' for f, p in zip(files.file[:3], files.problem[:3]))
+                                   + "); replace those files, or move the class folder out of the dataset"))
+    if len(bad): warnings.warn(printable(f"skipped {len(bad)} unreadable file(s): " + '; '.join(f'{f}: {p}' for f, p in zip(bad.file, bad.problem))))
     return items
 
 # %% ../nbs/00_data.ipynb #acb7594c
@@ -355,6 +361,8 @@ def assign_parts(items:pd.DataFrame, # rows with `label`, `number` and `dup_grou
                  seed:int=0 # random seed: the same seed gives the same parts
                 )->np.ndarray:
     "The part (0, 1, ...) of each item, each class dealt into parts of size `fracs` by `kind`."
+    if not isinstance(items, pd.DataFrame) or not {'label', 'number', 'dup_group'} <= set(items.columns):
+        raise AllNbError(f"items: give the table that load_items(folder) returns, not {type(items).__name__} {str(items)[:60]!r}")
     if kind not in SPLIT_KINDS: raise AllNbError(f"unknown split kind {kind!r}; use one of {', '.join(SPLIT_KINDS)}")
     fracs = np.asarray(fracs, float)
     if (fracs < 0).any() or not np.isclose(fracs.sum(), 1):
@@ -445,6 +453,21 @@ def load_split(path, # JSON file written by `save_split`
         if max(v, default=-1) >= len(items) or items.file.iloc[v].tolist() != d[k]['files']:
             raise AllNbError(f"{path}: the {k} files no longer match the data folder; make a new split")
     return split
+
+# %% ../nbs/00_data.ipynb #a2816955
+IMAGES_PER_PATIENT = 37 # the published set: 3,256 images of 89 patients
+
+def pseudo_patients(items:pd.DataFrame, # rows with `label`, `number` and `dup_group` (from `load_items`)
+                    size:int=IMAGES_PER_PATIENT # images per cluster, about
+                   )->np.ndarray:
+    "A cluster number per item: runs of about `size` consecutive file numbers within a class, duplicate groups kept whole."
+    if size < 1: raise AllNbError(f"size={size}: a pseudo-patient holds at least 1 image")
+    labels, numbers, cluster, n = items.label.to_numpy(), items.number.to_numpy(), np.zeros(len(items), int), 0
+    for c in np.unique(labels):
+        idx = np.nonzero(labels == c)[0]
+        for run in np.array_split(idx[np.argsort(numbers[idx], kind='stable')], max(1, round(len(idx) / size))):
+            cluster[run], n = n, n + 1
+    return _keep_groups_whole(cluster, items.dup_group.to_numpy())
 
 # %% ../nbs/00_data.ipynb #cee9c469
 _TURNS = {'rot90': Image.Transpose.ROTATE_90, 'rot180': Image.Transpose.ROTATE_180, 'rot270': Image.Transpose.ROTATE_270}

@@ -473,6 +473,7 @@ def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run
     earlier = [f for f in EVAL_FILES if (paths.dir/f).exists()]
     if earlier and not overwrite: raise AllNbError(f"{paths.dir/earlier[0]}: an earlier evaluation is there; pass --overwrite to replace it")
     run = load_run(run, data)
+    if not run.split['test']: raise AllNbError(f"{run.dir}: trained on every image (split none), so it has no test image to evaluate; its estimate is in {run.paths.model_card.name}")
     learn, cfg = run.learn, run_config(run)
     classes = list(learn.dls.vocab)
     y, probs = predictions(learn, tta=tta)

@@ -17,8 +17,8 @@ from fastprogress.fastprogress import progress_bar
 
 from .core import AllNbError, RunPaths, atomic_write, half_precision, versions
 from .data import CLASSES, IMAGE_EXTS, read_image
-from .loaders import image_size
-from .models import create_model, arch_stats, state_problems
+from .loaders import image_size, mask_corners, MaskCorners
+from .models import create_model, arch_stats, check_model_kwargs, state_problems
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'model_meta', 'save_safe_model', 'InferenceModel', 'load_safe_model', 'load_model', 'collect_images',
@@ -31,12 +31,15 @@ def model_meta(arch:str, # the architecture
                classes, # class names, in the order of the model's outputs
                size:int, # side of the square input images
                model_kwargs:dict|None=None, # extra arguments `create_model` needs to rebuild it
-               data_fingerprint:str='' # what the model was trained on (`train.data_fingerprint`)
+               data_fingerprint:str='', # what the model was trained on (`train.data_fingerprint`)
+               corner_mask:float=0., # side of the masked corner squares (`loaders.mask_corners`), a share of the side
+               estimate:dict|None=None # for a model trained on every image: the cross-validation behind it (`run.cv_estimate`)
               )->dict:
     "Everything needed to rebuild and use a model, as JSON-ready data."
     mean, std = arch_stats(arch)
     return dict(format=MODEL_FORMAT, arch=arch, classes=list(classes), size=size, mean=list(mean), std=list(std),
-                model_kwargs=model_kwargs or {}, data_fingerprint=data_fingerprint, all_nb=versions()['all_nb'])
+                model_kwargs=model_kwargs or {}, corner_mask=corner_mask, data_fingerprint=data_fingerprint, all_nb=versions()['all_nb'],
+                **({} if estimate is None else dict(estimate=estimate)))
 
 # %% ../nbs/02a_inference.ipynb #cc1a7452
 def save_safe_model(model:torch.nn.Module, # the trained network
@@ -62,6 +65,7 @@ class InferenceModel:
     mean:tuple # normalisation
     std:tuple
     meta:dict # `model.json`, or a description of the pickle it came from
+    corner_mask:float=0. # side of the corner squares masked before the model sees an image
 
 # %% ../nbs/02a_inference.ipynb #04e5bcd2
 def _model_files(path:Path)->tuple:
@@ -76,6 +80,7 @@ def _read_meta(path:Path)->dict:
     missing = [k for k in ('format', 'arch', 'classes', 'size', 'mean', 'std') if k not in meta]
     if meta.get('format') != MODEL_FORMAT or missing:
         raise AllNbError(f"{path}: not an all_nb model description (format {meta.get('format')!r}, missing {missing}); export the model again")
+    check_model_kwargs(meta.get('model_kwargs', {}), path)
     return meta
 
 # %% ../nbs/02a_inference.ipynb #2e702147
@@ -94,7 +99,8 @@ def load_safe_model(path # a run folder, or its model.safetensors / model.json
         raise AllNbError(f"{weights}: doesn't fit {meta['arch']} with {len(meta['classes'])} classes "
                              f"(e.g. {', '.join(bad[:3])}); it comes from another architecture or class list")
     model.load_state_dict(state)
-    return InferenceModel(model.eval(), meta['classes'], meta['size'], tuple(meta['mean']), tuple(meta['std']), meta)
+    return InferenceModel(model.eval(), meta['classes'], meta['size'], tuple(meta['mean']), tuple(meta['std']), meta,
+                          meta.get('corner_mask', 0.))
 
 # %% ../nbs/02a_inference.ipynb #fc4afa3b
 def load_model(path, # run folder, model.safetensors/.json, or a fastai export .pkl
@@ -112,8 +118,9 @@ def load_model(path, # run folder, model.safetensors/.json, or a fastai export .
     try: learn = load_learner(path, cpu=not torch.cuda.is_available())
     except Exception as e: raise AllNbError(f"{path}: can't be loaded as a fastai export ({type(e).__name__})") from None
     norm = next(t for t in learn.dls.after_batch if isinstance(t, Normalize))
+    mask = next((t.frac for t in learn.dls.after_batch if isinstance(t, MaskCorners)), 0.)
     return InferenceModel(learn.model.float().eval(), list(learn.dls.vocab), image_size(learn.dls), tuple(norm.mean.flatten().tolist()),
-                          tuple(norm.std.flatten().tolist()), dict(format='fastai-pickle', file=str(path)))
+                          tuple(norm.std.flatten().tolist()), dict(format='fastai-pickle', file=str(path)), mask)
 
 # %% ../nbs/02a_inference.ipynb #5b342ae6
 def collect_images(inputs # files, folders (searched recursively) or glob patterns
@@ -163,6 +170,8 @@ def predict_files(m:InferenceModel, # from `load_model`
                   progress:bool=True # show a progress bar
                  )->tuple:
     "(predictions, skipped): a row per readable file with its class probabilities, and the unreadable ones with why."
+    if isinstance(files, (str, Path)):
+        raise AllNbError(f"files={str(files)!r}: give a list of image files; collect_images([{str(files)!r}]) finds those in a folder")
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     model = m.model.to(device).eval()
     if half: model = model.to(memory_format=torch.channels_last)
@@ -174,7 +183,7 @@ def predict_files(m:InferenceModel, # from `load_model`
         skipped += [(str(files[i]), why) for i, x, why in batch if x is None]
         good = [(i, x) for i, x, _ in batch if x is not None]
         if not good: continue
-        xb = ((torch.stack([x for _, x in good]).to(device) - mean) / std)
+        xb = (mask_corners(torch.stack([x for _, x in good]).to(device), m.corner_mask) - mean) / std
         with torch.inference_mode():
             if half:
                 with half_precision(device): logits = model(xb.contiguous(memory_format=torch.channels_last))

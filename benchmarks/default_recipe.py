@@ -1,0 +1,78 @@
+"""The default recipe under pseudo-patient (block) and grouped 5-fold cross-validation, run through `all-nb cv`.
+
+Each split is one `all-nb cv` folder in runs/ (every fold an ordinary run with its report; an interrupted
+benchmark resumes fold by fold). This script only calls the command and gathers its `cv.json` files into
+`results/default_recipe.json` (every fold, every interval, the machine) and `results/default_recipe.md`.
+
+    python benchmarks/default_recipe.py [--data ../shared/data/taleqani-all] [--splits block,grouped] [--table]
+"""
+import argparse, json, os, subprocess, sys
+from pathlib import Path
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_DATA = ROOT.parent/'shared'/'data'/'taleqani-all'
+TARGETS = dict(block='every fold at least 0.995 and above its colour baseline', grouped='mean at least 0.9985 (at most 4 errors in 2,677)')
+
+def ci(s:list)->str: return f"{s[0]:.4f} [{s[1]:.4f}, {s[2]:.4f}]" if s[1] is not None else f"{s[0]:.4f}"
+
+def markdown(res:dict)->str:
+    "The results page: the summary per split, then every fold, then the pooled confusion matrix."
+    from all_nb.benchmark import cv_table, markdown_table
+    m = res['machine']
+    lines = [f"# The default recipe, `{res['recipe']}`, under 5-fold cross-validation", "",
+             f"Measured {m['date']} on {m['gpu'] or m['cpu']} ({m['cores']} CPU cores, {m['memory_gib']} GiB), torch {m['torch']}; "
+             f"data: {res['images']} images. Each split is one `all-nb cv` run (`{' ; '.join(res['commands'])}`); its folders hold every "
+             "fold's run and report. Rerun: `python benchmarks/default_recipe.py`.", "",
+             "*Block*: runs of consecutive file numbers per class (pseudo-patients) kept in one fold, the closest this dataset "
+             "allows to unseen patients. *Grouped*: near-duplicate images kept in one fold. The colour baseline is a logistic "
+             "regression on colour histograms, trained and tested on the same folds. Minutes per fold are wall-clock: training, "
+             "evaluation with 1,000 bootstrap resamples, and the report with a Grad-CAM for every test image.", "",
+             markdown_table(cv_table(res['cv'].values())), "",
+             "Targets: " + '; '.join(f"{k}: {v}" for k, v in TARGETS.items()) + ".", ""]
+    for kind, cv in res['cv'].items():
+        lines += [f"## {kind} folds", "", "| fold | accuracy | balanced accuracy | MCC | macro AUC | errors | colour baseline | verdict | minutes |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for f in cv['folds']:
+            mo = f['model']
+            lines.append(f"| {f['fold']} | {ci(mo['accuracy'])} | {ci(mo['balanced_accuracy'])} | {ci(mo['mcc'])} | {ci(mo['auc'])} | "
+                         f"{f['errors']}/{f['images']} | {ci(f['colour_baseline']['accuracy'])} | {f['verdict']} | {f['fold_seconds'] / 60:.1f} |")
+        classes = cv['classes']
+        lines += ["", "Pooled out-of-fold confusion matrix (rows: true class, columns: predicted):", "",
+                  "| true \\ predicted | " + ' | '.join(classes) + " |", "|---|" + "---|" * len(classes)]
+        lines += [f"| {c} | " + ' | '.join(str(n) for n in row) + " |" for c, row in zip(classes, cv['confusion'])]
+        lines.append("")
+    return '\n'.join(lines)
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data', default=str(DEFAULT_DATA), help='folder of class folders of images')
+    p.add_argument('--splits', default='block,grouped', help='split kinds to cross-validate, in this order')
+    p.add_argument('--runs', default=str(ROOT/'runs'), help='parent folder of the CV folders (kept, and resumed on a rerun)')
+    p.add_argument('--out', default=str(HERE/'results'), help='folder for default_recipe.json and default_recipe.md')
+    p.add_argument('--table', action='store_true', help='only gather the finished CV folders into the results')
+    a = p.parse_args()
+    if not Path(a.data).is_dir(): sys.exit(f"{a.data}: no such folder; pass --data with the dataset (see data/README.md)")
+    from all_nb.core import CV_FILES, atomic_write
+    from all_nb.run import DEFAULT_RECIPE
+    from all_nb.benchmark import machine
+    cli = Path(sys.executable).parent/'all-nb'
+    kinds = a.splits.split(',')
+    folders = {kind: Path(a.runs)/f'cv-{DEFAULT_RECIPE}-{kind}' for kind in kinds}
+    commands = [f"all-nb cv DATA --split {kind} --out {folders[kind].relative_to(ROOT) if folders[kind].is_relative_to(ROOT) else folders[kind]}" for kind in kinds]
+    if not a.table:
+        for kind, command in zip(kinds, commands):
+            print(command, flush=True)
+            subprocess.run([str(cli), 'cv', a.data, '--split', kind, '--out', str(folders[kind])], check=True)
+    cvs = {kind: json.loads((folders[kind]/CV_FILES['summary']).read_text()) for kind in kinds if (folders[kind]/CV_FILES['summary']).is_file()}
+    cvs = {kind: cv for kind, cv in cvs.items() if cv.get('status') == 'finished'}
+    if not cvs: sys.exit("no finished cross-validation yet; run without --table")
+    res = dict(recipe=DEFAULT_RECIPE, machine=machine(), images=next(iter(cvs.values()))['summary']['images'],
+               commands=[c for k, c in zip(kinds, commands) if k in cvs], cv=cvs)
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out/'default_recipe.json', json.dumps(res, indent=1))
+    atomic_write(out/'default_recipe.md', markdown(res))
+    print(markdown(res))
+
+if __name__ == '__main__': main()
