@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np, pandas as pd, torch
 from PIL import Image
-from fastprogress.fastprogress import progress_bar
 from imblearn.over_sampling import SMOTE
-from .core import AllNbError, atomic_write, ensure_writable_dir
+from .core import AllNbError, atomic_write, ensure_writable_dir, with_progress
 from .data import CLASSES, VARIANTS, item_image
 from .loaders import all_dls
 from .models import BodyHead
@@ -194,7 +193,7 @@ def pixel_vectors(items:pd.DataFrame, # rows from `load_items`, or a balanced ta
                  )->np.ndarray:
     "The images of rows `idx`, shrunk to `size` x `size` and flattened: one row of RGB values in [0, 1] each."
     return np.stack([np.asarray(item_image(items.iloc[i]).resize((size, size), Image.Resampling.BILINEAR), np.float32).ravel() / 255
-                     for i in (progress_bar(idx) if progress else idx)])
+                     for i in (with_progress(idx, 'making images') if progress else idx)])
 
 # %% ../nbs/01b_balance.ipynb #4bfca644
 def _save_png(pixels:np.ndarray, path:Path)->str:
@@ -253,6 +252,6 @@ def embed(items:pd.DataFrame, # rows from `load_items`, or a balanced table
     device, was_training = next(model.parameters()).device, model.training
     dl = all_dls(items, dict(train=list(idx), valid=list(idx), test=[]), arch, size, bs, aug='none', device=device).valid
     model.eval()
-    with torch.inference_mode(): feats = [penultimate(model, xb).float().cpu() for xb, _ in (progress_bar(dl) if progress else dl)]
+    with torch.inference_mode(): feats = [penultimate(model, xb).float().cpu() for xb, _ in (with_progress(dl, 'reading features') if progress else dl)]
     model.train(was_training)
     return torch.cat(feats).numpy()

@@ -37,9 +37,9 @@ def fold_scores(y_true, # true class index of each test image
                 n_boot:int=1000, # bootstrap resamples for the intervals
                 seed:int=0 # random seed of the resampling
                )->dict:
-    "`FOLD_METRICS` as `{name: [value, lo, hi]}`, plus the number of test images and of errors."
+    "`FOLD_METRICS` as `{name: [value, lo, hi]}` (lo and hi None where no interval means anything), plus the number of test images and of errors."
     table = metric_table(y_true, probs, n_boot=n_boot, seed=seed).set_index(['metric', 'scope'])
-    scores = {m: [float(x) for x in table.loc[(m, s), ['value', 'lo', 'hi']]] for m, s in FOLD_METRICS}
+    scores = {m: [None if np.isnan(x) else float(x) for x in table.loc[(m, s), ['value', 'lo', 'hi']]] for m, s in FOLD_METRICS}  # None: no interval
     return dict(scores, images=len(y_true), errors=int((np.asarray(probs).argmax(1) != np.asarray(y_true)).sum()))
 
 # %% ../nbs/06_benchmark.ipynb #b5a417f8

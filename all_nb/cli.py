@@ -6,10 +6,10 @@ Docs: https://all-nb.github.io/all_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['DEMO_ARCHS', 'COMMANDS', 'audit_cmd', 'train_cmd', 'evaluate_cmd', 'report_cmd', 'cv_cmd', 'skipped_csv',
-           'predict_cmd', 'pretrained_arch', 'demo_cmd', 'main', 'entry']
+           'predict_cmd', 'pretrained_arch', 'demo_cmd', 'cli_words', 'main', 'entry']
 
 # %% ../nbs/05_cli.ipynb #91a166be
-import difflib, inspect, json, sys, warnings
+import difflib, inspect, json, re, sys, warnings
 from pathlib import Path
 from fastcore.meta import delegates
 from fastcore.script import anno_parser
@@ -62,10 +62,16 @@ def train_cmd(root:str, # dataset folder: <root>/<class>/ images (Kaggle's Origi
 
 # %% ../nbs/05_cli.ipynb #fc0a786a
 def _interval_table(comparison:list)->str:
-    "The model against the colour baseline as aligned text: value [lo, hi] per metric."
-    fmt = lambda r, n: f"{r[n]:.4f} [{r[n + ' lo']:.4f}, {r[n + ' hi']:.4f}]" if r.get(n + ' lo') is not None else f"{r[n]:.4f}"
-    lines = [f"{'metric':<36}{'model':<28}colour baseline"]
-    lines += [f"{r['metric'] + ' (' + r['scope'] + ')':<36}{fmt(r, 'model'):<28}{fmt(r, 'colour baseline')}" for r in comparison]
+    "The model against the colour baseline as aligned text: value [lo, hi] per metric, the model's interval also by pseudo-patient."
+    def fmt(r, n, value=True):
+        lo = r.get(n + ' lo')
+        ci = f"[{lo:.4f}, {r[n + ' hi']:.4f}]" if lo is not None else '(no interval)' if r.get(n + ' note') else ''
+        return (f"{r[n]:.4f} " if value else '') + ci
+    names = [n for n in ('model', 'model, by pseudo-patient', 'colour baseline') if comparison and n in comparison[0]]
+    heads = {'model': 'model (images resampled)', 'model, by pseudo-patient': 'pseudo-patients resampled'}
+    lines = [f"{'metric':<36}" + ''.join(f"{heads.get(n, n):<28}" for n in names).rstrip()]
+    lines += [f"{r['metric'] + ' (' + r['scope'] + ')':<36}" + ''.join(f"{fmt(r, n, n != 'model, by pseudo-patient'):<28}" for n in names).rstrip()
+              for r in comparison]
     return '\n'.join(lines)
 
 # %% ../nbs/05_cli.ipynb #30509eb5
@@ -160,6 +166,15 @@ def demo_cmd(out:str='runs/demo', # run directory
     print(f"training {get_recipe(DEFAULT_RECIPE).arch} ({DEFAULT_RECIPE}) on the bundled sample ({bundled_sample()})")
     _report_run(train_run(bundled_sample(), recipe=DEFAULT_RECIPE, out=out, epochs=epochs, bs=8, overwrite=overwrite))
 
+# %% ../nbs/05_cli.ipynb #fa03bd65
+def cli_words(message:str, # an error message from the library
+              options # the command's option names
+             )->str:
+    "`message` as the command line says it: each Python argument `name=` among `options` becomes the flag `--name `."
+    for o in sorted(options, key=len, reverse=True):
+        message = re.sub(rf'(?<![\w-]){re.escape(o)}=', f"--{o.replace('_', '-')} ", message)
+    return message
+
 # %% ../nbs/05_cli.ipynb #e1cc0941
 COMMANDS = dict(audit=audit_cmd, train=train_cmd, cv=cv_cmd, evaluate=evaluate_cmd, report=report_cmd, predict=predict_cmd, demo=demo_cmd)
 
@@ -197,7 +212,7 @@ def main(argv:list|None=None # arguments after `all-nb`; default: the command li
     args = vars(anno_parser(func, prog=f'all-nb {name}').parse_args(rest))
     try: _call(func, {k: v for k, v in args.items() if k not in ('pdb', 'xtra')})
     except AllNbError as e:
-        print(printable(f"all-nb {name}: error: {e}"), file=sys.stderr)
+        print(printable(f"all-nb {name}: error: {cli_words(str(e), args)}"), file=sys.stderr)
         return 130 if isinstance(e, RunInterrupted) else 2
     except KeyboardInterrupt:
         print(f"all-nb {name}: interrupted", file=sys.stderr)

@@ -6,12 +6,13 @@ Docs: https://all-nb.github.io/all_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #692029a0
 from __future__ import annotations
-import importlib.metadata, io, os, platform, tempfile, unicodedata, warnings
+import importlib.metadata, io, os, platform, sys, tempfile, time, unicodedata, warnings
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['LIBRARY_WARNINGS', 'RUN_FILES', 'CV_FILES', 'AllNbError', 'printable', 'quiet_library_warnings', 'atomic_write',
-           'ensure_writable_dir', 'save_figure', 'RunPaths', 'fold_dir', 'versions', 'half_precision']
+           'ensure_writable_dir', 'save_figure', 'RunPaths', 'fold_dir', 'versions', 'humans_watching', 'clock',
+           'with_progress', 'half_precision']
 
 # %% ../nbs/00_core.ipynb #5c49f0cd
 class AllNbError(Exception):
@@ -129,6 +130,38 @@ def versions()->dict:
     "The versions of all_nb, fastai, timm, torch and Python that a result depends on."
     return {**{name.replace('-', '_'): importlib.metadata.version(name) for name in ('all-nb', 'fastai', 'timm', 'torch')},
             'python': platform.python_version()}
+
+# %% ../nbs/00_core.ipynb #c8e13bcf
+def humans_watching()->bool:
+    "Does a person watch the output, in a notebook or at a terminal (stdout and stderr both), so that redrawn bars help?"
+    from fastcore.imports import in_notebook
+    return in_notebook() or (sys.stdout.isatty() and sys.stderr.isatty())
+
+def clock(seconds:float)->str:
+    "`seconds` as m:ss, or h:mm:ss from an hour."
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+def _progress_lines(items, what:str, min_seconds:float=1.):
+    "`items`, printing a line on stderr at every tenth done once a second has passed, with elapsed and remaining time."
+    total, start, shown = len(items), time.time(), 0
+    for i, x in enumerate(items, 1):
+        yield x
+        if i * 10 // total > shown:
+            shown, spent = i * 10 // total, time.time() - start
+            if spent < min_seconds: continue  # work this quick needs no news
+            print(f"{what}: {i} of {total} ({100 * i // total}%), {clock(spent)} spent, about {clock(spent / i * (total - i))} left",
+                  file=sys.stderr, flush=True)
+
+def with_progress(items, # what to go through; it must have a length
+             what:str='working', # what is being done, for the plain lines
+             leave:bool=True # keep the finished bar on screen
+            ):
+    "`items` with a fastprogress bar when a person watches, else with a plain line on stderr at each tenth."
+    if humans_watching():
+        from fastprogress.fastprogress import progress_bar
+        return progress_bar(items, leave=leave)
+    return _progress_lines(items, what)
 
 # %% ../nbs/00_core.ipynb #0d0116f9
 def half_precision(device # a `torch.device` or its type, 'cuda' or 'cpu'

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import imagehash
 from PIL import Image, UnidentifiedImageError
-from fastprogress.fastprogress import progress_bar
 import matplotlib.pyplot as plt
 import all_nb
-from .core import AllNbError, atomic_write, ensure_writable_dir, printable, save_figure
+from .core import AllNbError, atomic_write, ensure_writable_dir, printable, save_figure, with_progress
 
 # %% auto #0
 __all__ = ['CLASSES', 'IMAGE_EXTS', 'LAYOUT_HELP', 'MAX_PIXELS', 'CLASS_COLOURS', 'AUDIT_FILES', 'SPLIT_KINDS',
@@ -160,7 +159,7 @@ def scan_images(files:pd.DataFrame, # rows from `find_images`
                 progress:bool=True # show a progress bar
                )->pd.DataFrame:
     "`files` with what each file holds: ok/problem, size, mode, MD5, perceptual hash and mean colour."
-    paths = progress_bar(files.path) if progress else files.path
+    paths = with_progress(files.path, 'reading images') if progress else files.path
     return pd.concat([files.reset_index(drop=True), pd.DataFrame([_image_record(p) for p in paths])], axis=1)
 
 # %% ../nbs/00_data.ipynb #d3eb806b

@@ -19,18 +19,19 @@ from fastcore.basics import store_attr
 from fastai.vision.all import Learner, Transform, TensorImage
 from fastai.vision.augment import rgb2hsv, hsv2rgb
 from .core import AllNbError, RUN_FILES, RunPaths, atomic_write, save_figure
-from .data import CLASSES, CLASS_COLOURS, load_rgb, kfold, fold_split
+from .data import CLASSES, CLASS_COLOURS, load_rgb, kfold, fold_split, pseudo_patients
 from .augment import GaussianNoise
 from .run import Run, run_config
 from .train import load_run
 
 # %% auto #0
-__all__ = ['SUMMARY_SCOPES', 'SWEEPS', 'LEVEL_UNITS', 'PLOT_METRICS', 'EVAL_FILES', 'confusion_matrices', 'class_metrics',
-           'overall_metrics', 'auc_ovr', 'calibration_error', 'reliability_bins', 'bootstrap_weights', 'binary_arrays',
-           'metric_arrays', 'metric_table', 'ci_table', 'row_normalise', 'plot_confusion', 'roc_points', 'plot_roc',
-           'plot_reliability', 'predictions', 'evaluate', 'training_history', 'plot_training', 'colour_histogram',
-           'colour_features', 'colour_baseline', 'colour_cv', 'side_by_side', 'ColourShift', 'perturbation',
-           'perturbed_dl', 'robustness_sweep', 'plot_robustness', 'evaluate_run']
+__all__ = ['SUMMARY_SCOPES', 'MIN_IMAGES', 'MIN_CLUSTERS', 'SWEEPS', 'LEVEL_UNITS', 'PLOT_METRICS', 'EVAL_FILES',
+           'confusion_matrices', 'class_metrics', 'overall_metrics', 'auc_ovr', 'calibration_error', 'reliability_bins',
+           'bootstrap_weights', 'cluster_bootstrap_weights', 'binary_arrays', 'metric_arrays', 'metric_table',
+           'ci_table', 'row_normalise', 'plot_confusion', 'roc_points', 'plot_roc', 'plot_reliability', 'predictions',
+           'evaluate', 'training_history', 'plot_training', 'colour_histogram', 'colour_features', 'colour_baseline',
+           'colour_cv', 'side_by_side', 'ColourShift', 'perturbation', 'perturbed_dl', 'robustness_sweep',
+           'plot_robustness', 'evaluate_run']
 
 # %% ../nbs/03_evaluate.ipynb #843f22d1
 def _weights(weights, n:int)->np.ndarray:
@@ -129,6 +130,16 @@ def bootstrap_weights(n:int, # number of test images
     "(n_boot, n) counts: how often each image is drawn in each bootstrap resample of `n` images with replacement."
     return np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=n_boot)
 
+# %% ../nbs/03_evaluate.ipynb #5ff9954f
+def cluster_bootstrap_weights(clusters, # the cluster of each test image, e.g. from `data.pseudo_patients`
+                              n_boot:int=1000, # number of resamples
+                              seed:int=0 # random seed
+                             )->np.ndarray:
+    "(n_boot, n) counts: each resample draws the clusters with replacement, and an image counts as often as its cluster is drawn."
+    ids, cluster_of = np.unique(np.asarray(clusters), return_inverse=True)
+    drawn = np.random.default_rng(seed).multinomial(len(ids), np.full(len(ids), 1 / len(ids)), size=n_boot)
+    return drawn[:, cluster_of]
+
 # %% ../nbs/03_evaluate.ipynb #1596e5b3
 SUMMARY_SCOPES = ('overall', 'macro', 'benign vs malignant')
 
@@ -164,23 +175,50 @@ def metric_arrays(y_true, # true class index of each image, shape (n,)
     return out
 
 # %% ../nbs/03_evaluate.ipynb #a68c4f80
+MIN_IMAGES, MIN_CLUSTERS = 10, 5 # below these, an interval is replaced by a note: the bootstrap can't see the spread
+
+def _support(y_true, classes, clusters, scope:str, metric:str)->tuple:
+    "(images, clusters) a metric of `scope` rests on: the class's images for a class, the rarer side for benign vs malignant."
+    y = np.asarray(y_true)
+    if scope in classes: mask = y == list(classes).index(scope)
+    elif scope == 'benign vs malignant':
+        benign = y == list(classes).index('Benign')
+        mask = {'sensitivity': ~benign, 'specificity': benign}.get(metric, benign if benign.sum() <= (~benign).sum() else ~benign)
+    else: mask = np.ones(len(y), bool)
+    return int(mask.sum()), (None if clusters is None else len(np.unique(np.asarray(clusters)[mask])))
+
+def _interval_note(images:int, n_clusters, lo, hi)->str:
+    "Why an interval is left out, or '' when it stands."
+    if images < MIN_IMAGES: return f"only {images} images: too few for an interval"
+    if n_clusters is not None and n_clusters < MIN_CLUSTERS: return f"only {n_clusters} pseudo-patients: too few for an interval"
+    if lo == hi: return "every resample gives this value: the bootstrap can't see the spread"
+    return ''
+
 def metric_table(y_true, # true class index of each image, shape (n,)
                  probs, # predicted probabilities, shape (n, K)
                  classes=CLASSES, # the class names, in the order of `probs`' columns
                  n_boot:int=1000, # bootstrap resamples; 0: no intervals
                  seed:int=0, # random seed of the resampling
-                 level:float=.95 # confidence level of the intervals
+                 level:float=.95, # confidence level of the intervals
+                 clusters=None # the cluster of each image (`data.pseudo_patients`): resample whole clusters; None: single images
                 )->pd.DataFrame:
-    "One row per (metric, scope): the value on the test set, and the bootstrap interval `lo`-`hi` around it."
+    "One row per (metric, scope): the value on the test set, the bootstrap interval `lo`-`hi` around it, the images (and clusters) behind it, and a note where no interval is given."
     n = len(y_true)
-    arrays = metric_arrays(y_true, probs, classes, np.vstack([np.ones(n), bootstrap_weights(n, n_boot, seed)]))
+    boot = bootstrap_weights(n, n_boot, seed) if clusters is None else cluster_bootstrap_weights(clusters, n_boot, seed)
+    arrays = metric_arrays(y_true, probs, classes, np.vstack([np.ones(n), boot]))
     values = np.stack(list(arrays.values()), 1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)  # a metric undefined in every resample has no interval
         lo, hi = (np.nanpercentile(values[1:], [50 - 50 * level, 50 + 50 * level], axis=0) if n_boot
                   else np.full((2, values.shape[1]), np.nan))
-    rows = [dict(metric=m, scope=s, value=v, lo=a, hi=b) for (m, s), v, a, b in zip(arrays, values[0], lo, hi)]
-    ece = dict(metric='ece', scope='overall', value=calibration_error(y_true, probs), lo=np.nan, hi=np.nan)  # no interval: see Calibration
+    rows = []
+    for (m, s), v, a, b in zip(arrays, values[0], lo, hi):
+        images, n_clusters = _support(y_true, classes, clusters, s, m)
+        note = _interval_note(images, n_clusters, a, b) if n_boot and not np.isnan(a) else ''
+        rows.append(dict(metric=m, scope=s, value=v, lo=np.nan if note else a, hi=np.nan if note else b,
+                         images=images, clusters=n_clusters, note=note))
+    ece = dict(metric='ece', scope='overall', value=calibration_error(y_true, probs), lo=np.nan, hi=np.nan,  # no interval: see Calibration
+               images=n, clusters=None if clusters is None else len(np.unique(clusters)), note='')
     return pd.DataFrame(rows + [ece])
 
 # %% ../nbs/03_evaluate.ipynb #d03a076c
@@ -368,9 +406,9 @@ def colour_cv(items:pd.DataFrame, # rows from `load_items`
 def side_by_side(tables:dict, # name -> table from `metric_table`
                  scopes=SUMMARY_SCOPES # which scopes to show
                 )->pd.DataFrame:
-    "One row per (metric, scope) in `scopes`; for each named table its value and interval (`name`, `name lo`, `name hi`)."
-    cols = [t[t.scope.isin(scopes)].set_index(['metric', 'scope'])[['value', 'lo', 'hi']]
-             .rename(columns=dict(value=name, lo=f'{name} lo', hi=f'{name} hi')) for name, t in tables.items()]
+    "One row per (metric, scope) in `scopes`; for each named table its value, interval and note (`name`, `name lo`, `name hi`, `name note`)."
+    cols = [t[t.scope.isin(scopes)].set_index(['metric', 'scope'])[['value', 'lo', 'hi', 'note']]
+             .rename(columns=dict(value=name, lo=f'{name} lo', hi=f'{name} hi', note=f'{name} note')) for name, t in tables.items()]
     return pd.concat(cols, axis=1).reset_index()
 
 # %% ../nbs/03_evaluate.ipynb #74f580ae
@@ -478,6 +516,7 @@ def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run
     classes = list(learn.dls.vocab)
     y, probs = predictions(learn, tta=tta)
     model = metric_table(y, probs, classes, n_boot, seed)
+    by_patient = metric_table(y, probs, classes, n_boot, seed, clusters=pseudo_patients(run.items)[run.split['test']])
     baseline = metric_table(*colour_baseline(run.items, run.split)['test'], classes, n_boot, seed)
     counts = confusion_matrices(y, probs.argmax(1), len(classes))[0]
     bins, history = reliability_bins(y, probs), training_history(run.dir)
@@ -486,8 +525,8 @@ def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run
     ev = dict(run=dict(dir=str(run.dir), recipe=run.recipe.name, arch=run.recipe.arch, size=run.size,
                        split=cfg['split'], fingerprint=run.fingerprint),
               classes=classes, test_images=len(y), n_boot=n_boot, seed=seed, tta=tta,
-              metrics=_records(model), baseline=_records(baseline),
-              comparison=_records(side_by_side({'model': model, 'colour baseline': baseline})),
+              metrics=_records(model), metrics_by_patient=_records(by_patient), baseline=_records(baseline),
+              comparison=_records(side_by_side({'model': model, 'model, by pseudo-patient': by_patient, 'colour baseline': baseline})),
               confusion=dict(counts=counts.astype(int).tolist(),
                              normalised=[[None if np.isnan(x) else x for x in row] for row in row_normalise(counts).tolist()]),
               roc=roc_points(y, probs, classes), reliability=_records(bins), training=_records(history),

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
 from safetensors.torch import save_file, load_file
-from fastprogress.fastprogress import progress_bar
 
-from .core import AllNbError, RunPaths, atomic_write, half_precision, versions
+from .core import AllNbError, RunPaths, atomic_write, half_precision, versions, with_progress
 from .data import CLASSES, IMAGE_EXTS, read_image
 from .loaders import image_size, mask_corners, MaskCorners
 from .models import create_model, arch_stats, check_model_kwargs, state_problems
@@ -179,7 +178,7 @@ def predict_files(m:InferenceModel, # from `load_model`
     std = torch.tensor(m.std, device=device).view(1, 3, 1, 1)
     loader = torch.utils.data.DataLoader(_ImageFiles(files, m.size), batch_size=bs, collate_fn=_collate)
     rows, skipped = [], []
-    for batch in (progress_bar(loader) if progress else loader):
+    for batch in (with_progress(loader, 'predicting') if progress else loader):
         skipped += [(str(files[i]), why) for i, x, why in batch if x is None]
         good = [(i, x) for i, x, _ in batch if x is not None]
         if not good: continue

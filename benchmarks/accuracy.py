@@ -73,7 +73,7 @@ def markdown(res:dict)->str:
     lines += ["", "## Every fold, with 95% bootstrap intervals", "",
               "| recipe | architecture | split | fold | accuracy | balanced acc. | MCC | macro AUC | errors | colour baseline accuracy | train s |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
-    ci = lambda s: f"{s[0]:.4f} [{s[1]:.4f}, {s[2]:.4f}]"
+    ci = lambda s: f"{s[0]:.4f} [{s[1]:.4f}, {s[2]:.4f}]" if s[1] is not None else f"{s[0]:.4f}"
     for f in res['folds']:
         mo, b = f['model'], f['colour_baseline']
         lines.append(f"| {f['recipe']} | {f['arch']} | {f['kind']} | {f['fold']} | {ci(mo['accuracy'])} | {ci(mo['balanced_accuracy'])} | "

@@ -28,7 +28,8 @@ def markdown(res:dict)->str:
              "*Block*: runs of consecutive file numbers per class (pseudo-patients) kept in one fold, the closest this dataset "
              "allows to unseen patients. *Grouped*: near-duplicate images kept in one fold. The colour baseline is a logistic "
              "regression on colour histograms, trained and tested on the same folds. Minutes per fold are wall-clock: training, "
-             "evaluation with 1,000 bootstrap resamples, and the report with a Grad-CAM for every test image.", "",
+             "evaluation with 1,000 bootstrap resamples, and the report with a Grad-CAM for every test image; short tests "
+             "ran beside some folds on the same two cores.", "",
              markdown_table(cv_table(res['cv'].values())), "",
              "Targets: " + '; '.join(f"{k}: {v}" for k, v in TARGETS.items()) + ".", ""]
     for kind, cv in res['cv'].items():

@@ -38,7 +38,12 @@ def test_evaluate_run_end_to_end(tiny_run):
     accuracy = metrics.set_index(['metric', 'scope']).value['accuracy', 'overall']
     assert accuracy == (preds.label == preds.predicted).mean()
     comparison = pd.DataFrame(ev['comparison'])
-    assert {'model', 'colour baseline', 'colour baseline lo'} <= set(comparison.columns)
+    assert {'model', 'colour baseline', 'colour baseline lo', 'model, by pseudo-patient lo', 'model note'} <= set(comparison.columns)
+    by_patient = pd.DataFrame(ev['metrics_by_patient']).set_index(['metric', 'scope'])
+    assert (by_patient.value == metrics.set_index(['metric', 'scope']).value).all()  # same estimates, other intervals
+    # the sample's 8 test images are too few for an interval, and come from fewer than 5 pseudo-patients: a note says so instead
+    assert by_patient.loc[('accuracy', 'overall'), 'note'] == metrics.set_index(['metric', 'scope']).note['accuracy', 'overall'] == 'only 8 images: too few for an interval'
+    assert pd.isna(by_patient.loc[('accuracy', 'overall'), 'lo'])
     assert set(comparison.scope) == set(SUMMARY_SCOPES)
 
 def test_evaluation_sweeps_and_refusal(tiny_run):

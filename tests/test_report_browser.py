@@ -34,6 +34,10 @@ def test_off_diagonal_cell_shows_exactly_its_images(report):
             for section in ('Run', 'Metrics, beside the colour-only baseline', 'Confusion matrix', 'Plots'):
                 assert page.locator('h2', has_text=section).count() == 1
             assert page.locator('.plots img').count() >= 3
+            # what it means comes first: the notice, the verdict against the colour baseline, metric names in words
+            assert 'not a medical device' in page.inner_text('.notice') and 'colour-only baseline' in page.inner_text('.verdict')
+            metrics = page.inner_text('table.metrics')
+            assert 'Matthews correlation (MCC)' in metrics and 'model, by pseudo-patient' in metrics
             (ROOT/'tests/artifacts').mkdir(exist_ok=True)
             page.screenshot(path=str(ROOT/'tests/artifacts/report.png'), full_page=True)
             assert requests == [], requests

@@ -36,6 +36,9 @@ def test_cli_train_writes_a_complete_run(tmp_path):
     p = run_cli('train', SAMPLE, '--recipe', 'custom-cnn', '--epochs', 2, '--size', 64, '--split', 'block', '--out', out)
     assert p.returncode == 0, p.stderr
     assert 'weights: none (from scratch)' in p.stdout and f'run written to {out}' in p.stdout
+    # a log, not a terminal: no bar redraws anywhere, a plain line per epoch on stderr (and none for work under a second)
+    assert '\r' not in p.stdout + p.stderr and '█' not in p.stdout + p.stderr, p.stdout[-500:]
+    assert [l.split(':')[0] for l in p.stderr.splitlines()] == ['epoch 1 of 2', 'epoch 2 of 2'], p.stderr
     files = {f.name for f in out.iterdir()}
     assert {'config.json', 'split.json', 'history.csv', 'model.pth', 'metrics.json'} <= files
     assert any(f.startswith('smote-64px') for f in files), files
@@ -75,11 +78,11 @@ def test_one_train_command_audits_each_image_once(tmp_path, monkeypatch):
     assert rc == 0 and (tmp_path/'run/report.html').exists()
     assert len(audited) == len(set(audited)) == 49, len(audited)
 
-@pytest.mark.parametrize('option, value, message', [('--bs', 0, 'bs=0: must be at least 1'), ('--epochs', 0, 'epochs=0: must be at least 1'),
-                                                    ('--lr', -1, 'lr=-1.0: must be positive'), ('--size', 7, 'size=7: must be from 32 to 1024'),
-                                                    ('--size', -1, 'size=-1: must be from 32 to 1024')])
+@pytest.mark.parametrize('option, value, message', [('--bs', 0, '--bs 0: must be at least 1'), ('--epochs', 0, '--epochs 0: must be at least 1'),
+                                                    ('--lr', -1, '--lr -1.0: must be positive'), ('--size', 7, '--size 7: must be from 32 to 1024'),
+                                                    ('--size', -1, '--size -1: must be from 32 to 1024')])
 def test_cli_train_refuses_bad_numbers_before_any_work(tmp_path, option, value, message):
-    "A bad number is one line and exit status 2, and no run folder is made."
+    "A bad number is one line naming the flag, exit status 2, and no run folder is made."
     p = run_cli('train', SAMPLE, option, value, '--out', tmp_path/'run')
     assert p.returncode == 2 and message in p.stderr and p.stderr.count('\n') == 1, p.stderr
     assert not (tmp_path/'run').exists()
