@@ -6,38 +6,54 @@ Docs: https://all-nb.github.io/all_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['DEMO_ARCHS', 'COMMANDS', 'audit_cmd', 'train_cmd', 'evaluate_cmd', 'report_cmd', 'cv_cmd', 'skipped_csv',
-           'predict_cmd', 'pretrained_arch', 'demo_cmd', 'cli_words', 'main', 'entry']
+           'predict_cmd', 'pretrained_arch', 'demo_cmd', 'cli_words', 'main']
 
 # %% ../nbs/05_cli.ipynb #91a166be
-import difflib, inspect, json, re, sys, warnings
+import inspect, json, re, sys, warnings
 from pathlib import Path
 from fastcore.meta import delegates
 from fastcore.script import anno_parser
-from .core import AllNbError, RunPaths, ensure_writable_dir, atomic_write, printable, versions
+from fastai.torch_core import rank_distrib
+from .launch import quick
+from .core import AllNbError, RunPaths, ensure_writable_dir, atomic_write, printable
 from .data import AUDIT_FILES, audit, write_audit, summary_text, bundled_sample
 from .models import create_model
 from .run import Run, DEFAULT_RECIPE, default_run_dir, get_recipe
 from .train import train_run, resume_run, RunInterrupted
-from .inference import load_model, collect_images, predict_files
+from .inference import load_models, collect_images, predict_files, predict_ensemble, median_calibration, decide
 from .evaluate import evaluate_run
 from .report import write_report
 from .cv import cross_validate
+from .labels import MODEL_AUDIT_FILES, model_audit, check_trained_on
 
 # %% ../nbs/05_cli.ipynb #58a9a70e
 def audit_cmd(root:str, # dataset folder: <root>/<class>/ images (Kaggle's Original/<class>/ works too)
               out:str='audit', # folder to write audit.csv, audit.json and audit.png
               threshold:int=4, # pHash bits two near-duplicate images may differ by
+              model:str=None, # an all-nb cv folder (best) or a run folder trained on ROOT: add its likely label errors and shortcut probes
               overwrite:bool=False # replace an earlier audit in OUT
              ):
-    "Audit an image folder: class counts, sizes, unreadable files, duplicates and colour per class."
+    "Audit an image folder: class counts, sizes, unreadable files, duplicates and colour per class (with --model, label errors and shortcuts)."
+    if model is not None:  # checked before any work
+        check_trained_on(Path(model), root)
+        ensure_writable_dir(out, AUDIT_FILES + MODEL_AUDIT_FILES, overwrite)
     df = audit(root, threshold)
     summary = write_audit(df, out, overwrite)
     print('\n' + summary_text(summary))
-    print(f"wrote {', '.join(str(Path(out)/f) for f in AUDIT_FILES)}")
+    files = [Path(out)/f for f in AUDIT_FILES]
+    if model is not None:
+        found = model_audit(model, root, out)
+        issues = found['issues'][found['issues'].flagged]
+        print(f"likely label errors, by {model}: {len(issues)} flagged" + ''.join(
+            f"\n  {printable(r.file)}: given {r.given}, the models suggest {r.suggested} (score {r.score:.3f})" for r in issues.head(10).itertuples()))
+        for r in (found['probes'] or {}).get('probes', [])[1:]: print(f"probe: {r['sentence']}")
+        files += [Path(out)/f for f in MODEL_AUDIT_FILES if (Path(out)/f).exists()]
+    print(f"wrote {', '.join(map(str, files))}")
 
 # %% ../nbs/05_cli.ipynb #56a70d73
 def _report_run(run:Run):
     "Print where a run's weights came from and its test metrics, and write its HTML report; for a model to deploy, its CV estimate."
+    if rank_distrib(): return  # in data-parallel training the first process reports
     print(f"weights: {run.weights}; precision: {run.precision}")
     if run.estimate:
         acc = run.estimate['accuracy']
@@ -74,6 +90,17 @@ def _interval_table(comparison:list)->str:
               for r in comparison]
     return '\n'.join(lines)
 
+# %% ../nbs/05_cli.ipynb #85a8f79a
+def _trust_text(ev:dict # `evaluation.json`'s contents
+               )->str:
+    "What the model saved for `predict` (temperature, threshold, minimum confidence) and how each held on the test images, as text."
+    cal = ev['calibration']
+    head = (f"calibration, fitted on {cal['images']} validation images: temperature {cal['temperature']:.2f}"
+            + ('' if cal['threshold'] is None else f"; malignant when P(malignant) >= {cal['threshold']:.4f}")
+            + f"; refer below confidence {cal['min_confidence']:.4f}. On the test images, pseudo-patients resampled:")
+    fmt = lambda r: ('n/a' if r['value'] is None else f"{r['value']:.4f}") + (f" [{r['lo']:.4f}, {r['hi']:.4f}]" if r['lo'] is not None else f" ({r['note']})" if r['note'] else '')
+    return '\n'.join([head] + [f"  {r['metric'] + ' ' + r['scope']:<62}{fmt(r)}" for r in ev['trust']])
+
 # %% ../nbs/05_cli.ipynb #30509eb5
 def evaluate_cmd(run_dir:str, # a run directory written by all-nb train
                  data:str=None, # dataset folder; default: the one the run was trained on
@@ -86,16 +113,18 @@ def evaluate_cmd(run_dir:str, # a run directory written by all-nb train
     ev = evaluate_run(run_dir, data=data, n_boot=n_boot, tta=tta, robustness=not no_robustness, overwrite=overwrite)
     print(f"{ev['test_images']} test images; 95% bootstrap intervals")
     print(_interval_table(ev['comparison']))
+    print(_trust_text(ev))
     print(f"wrote {RunPaths(run_dir).evaluation} and {', '.join(ev['figures'])}")
 
 # %% ../nbs/05_cli.ipynb #b1e003ef
 def report_cmd(run_dir:str, # a run directory written by all-nb train
                data:str=None, # dataset folder; default: the one the run was trained on
                no_gradcam:bool=False, # leave out the Grad-CAM of each test image (faster)
-               overwrite:bool=False # replace an earlier report.html
+               overwrite:bool=False, # replace an earlier report.html
+               hide_paths:bool=False # name the run and data folders without their absolute paths, to share the page
               ):
     "Write the run's self-contained HTML report (evaluating the run first if it hasn't been)."
-    print(f"wrote {write_report(run_dir, data=data, gradcam=not no_gradcam, overwrite=overwrite)}")
+    print(f"wrote {write_report(run_dir, data=data, gradcam=not no_gradcam, overwrite=overwrite, hide_paths=hide_paths)}")
 
 # %% ../nbs/05_cli.ipynb #44103d85
 @delegates(cross_validate, but=['cbs', 'pretrained', 'gradcam'])
@@ -109,6 +138,14 @@ def cv_cmd(root:str, # dataset folder: <root>/<class>/ images (Kaggle's Original
     s, m = cv['summary'], cv['summary']['metrics']['accuracy']
     print(f"accuracy {m['mean']:.4f}" + ('' if m['sd'] is None else f" ± {m['sd']:.4f}") + f" (worst fold {s['worst_fold']}: {m['min']:.4f}); "
           f"{s['errors']} errors in {s['images']}; above the colour baseline on {s['folds_above_baseline']} of {len(cv['folds'])} folds")
+    t = {(r['metric'], r['scope']): r['value'] for r in cv['trust']}
+    print(f"each image judged by its fold model's calibration: calibration error {t['calibration error (debiased)', 'before temperature scaling']:.4f} "
+          f"before temperature scaling, {t['calibration error (debiased)', 'after temperature scaling']:.4f} after; accuracy "
+          f"{t['accuracy', '95% answered']:.4f} on the 95% most confident" + ('' if ('sensitivity', 'at the saved threshold') not in t else
+          f"; at the saved thresholds sensitivity {t['sensitivity', 'at the saved threshold']:.4f}, specificity {t['specificity', 'at the saved threshold']:.4f}"))
+    g = cv['ensemble']
+    print(f"two fold models on images neither trained on: accuracy {g['one']['accuracy'][0]:.4f} alone, {g['pair']['accuracy'][0]:.4f} averaged "
+          f"(gain {g['gain'][0]:+.4f} [{g['gain'][1]:+.4f}, {g['gain'][2]:+.4f}]); they agree on {g['agreement']:.1%} of images")
     print(f"wrote {cv['dir']}: cv.json, oof.csv, report.html and a run folder per fold")
 
 # %% ../nbs/05_cli.ipynb #c6faf09f
@@ -119,26 +156,35 @@ def skipped_csv(out # the predictions CSV
     return out.with_name(f'{out.stem}.skipped.csv')
 
 # %% ../nbs/05_cli.ipynb #cfd6b208
-def predict_cmd(model:str, # a run folder, its model.safetensors, or a fastai export.pkl (with --trust-pickle)
+def predict_cmd(model:str, # a run folder, its model.safetensors, a fastai export.pkl (with --trust-pickle), an all-nb cv folder (its fold models, averaged), or several joined by commas
                 *paths:str, # images, folders or glob patterns
                 out:str='predictions.csv', # CSV to write; unreadable files are listed beside it, in OUT's name with .skipped.csv
+                min_confidence:float=None, # refer images less confident than this (0 to 1); default: the model's, fitted on its validation images
                 bs:int=64, # images per batch
                 trust_pickle:bool=False, # allow a fastai pickle (loading one runs code: only files you trust)
                 overwrite:bool=False # replace an earlier OUT
                ):
-    "Classify images with a trained model: a CSV of predicted class and class probabilities per file."
+    "Classify images: per file the predicted class, confidence, refer flag, benign/malignant call and class probabilities."
     if not paths: raise AllNbError("no images given; name files, folders or glob patterns after the model")
+    if min_confidence is not None and not 0 <= min_confidence <= 1: raise AllNbError(f"min_confidence={min_confidence}: must be from 0 to 1")
     out, skipped_file = Path(out), skipped_csv(out)
     if out.is_dir(): raise AllNbError(f"--out {out}: is a folder; name the CSV file to write, e.g. --out {out/'predictions.csv'}")
     ensure_writable_dir(out.parent, (out.name, skipped_file.name), overwrite)
-    m = load_model(model, trust_pickle=trust_pickle)
-    preds, skipped = predict_files(m, collect_images(paths), bs=bs)
+    models, files = load_models(model, trust_pickle=trust_pickle), collect_images(paths)
+    if len(models) == 1: (preds, skipped), calibration = predict_files(models[0], files, bs=bs), models[0].calibration
+    else: (preds, skipped), calibration = predict_ensemble(models, files, bs=bs), median_calibration([m.calibration for m in models])
     if len(skipped): atomic_write(skipped_file, skipped.to_csv(index=False))
     else: skipped_file.unlink(missing_ok=True)  # a list from an earlier prediction into OUT would be stale
     if not len(preds): raise AllNbError(f"none of the {len(skipped)} files is a readable image; why each one isn't is in {skipped_file}")
+    preds = decide(preds, calibration, min_confidence)
     atomic_write(out, preds.to_csv(index=False))
-    counts = preds.predicted.value_counts()
-    print(f"\n{len(preds)} images classified: " + ', '.join(f'{c} {counts.get(c, 0)}' for c in m.classes))
+    counts, classes = preds.predicted.value_counts(), models[0].classes
+    print(f"\n{len(preds)} images classified" + (f" by the mean of {len(models)} models" if len(models) > 1 else '') + ': '
+          + ', '.join(f'{c} {counts.get(c, 0)}' for c in classes))
+    if calibration is None: print("no calibration in model.json (all-nb evaluate fits one): probabilities as trained, the benign/malignant call at 0.5")
+    if 'call' in preds: print(f"benign/malignant call: malignant {(preds.call == 'malignant').sum()}, benign {(preds.call == 'benign').sum()}")
+    print(f"referred to a person: {preds.refer.sum()} (" + '; '.join(f'{why} {n}' for why, n in preds.refer_reason[preds.refer].value_counts().items()) + ')'
+          if preds.refer.any() else "referred to a person: none")
     if len(skipped): print(f"{len(skipped)} skipped (listed in {skipped_file}): " +
                            printable('; '.join(f'{Path(f).name}: {why}' for f, why in skipped.values[:5])))
     print(f"wrote {out}")
@@ -178,11 +224,6 @@ def cli_words(message:str, # an error message from the library
 # %% ../nbs/05_cli.ipynb #e1cc0941
 COMMANDS = dict(audit=audit_cmd, train=train_cmd, cv=cv_cmd, evaluate=evaluate_cmd, report=report_cmd, predict=predict_cmd, demo=demo_cmd)
 
-def _usage()->str:
-    "The top-level help: one line per subcommand."
-    return 'usage: all-nb COMMAND [options]   (all-nb COMMAND --help for its options; all-nb --version)\n\ncommands:\n' + '\n'.join(
-        f'  {name:<10}{f.__doc__}' for name, f in COMMANDS.items())
-
 def _call(func, args:dict):
     "Call `func` with parsed `args`, passing a `*paths`-style parameter positionally."
     params = inspect.signature(func).parameters
@@ -195,18 +236,8 @@ def main(argv:list|None=None # arguments after `all-nb`; default: the command li
         )->int:
     "Run an `all-nb` subcommand; input errors print one line and exit with status 2."
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ('-h', '--help'):
-        print(_usage())
-        return 0 if argv else 2
-    if argv[0] in ('-V', '--version'):
-        print(f"all-nb {versions()['all_nb']}")
-        return 0
+    if (status := quick(argv)) is not None: return status  # help, version, an unknown command
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        close = difflib.get_close_matches(name, COMMANDS, n=1)
-        print(f"all-nb: error: unknown command {name!r}" + (f"; did you mean {close[0]!r}?" if close else '')
-              + f" Commands: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
     func = COMMANDS[name]
     warnings.showwarning = lambda message, *_, **__: print(printable(f"all-nb {name}: warning: {message}"), file=sys.stderr)
     args = vars(anno_parser(func, prog=f'all-nb {name}').parse_args(rest))
@@ -218,7 +249,3 @@ def main(argv:list|None=None # arguments after `all-nb`; default: the command li
         print(f"all-nb {name}: interrupted", file=sys.stderr)
         return 130
     return 0
-
-def entry():
-    "Console-script entry point for `all-nb`."
-    sys.exit(main())

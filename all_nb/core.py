@@ -8,11 +8,12 @@ Docs: https://all-nb.github.io/all_nb/core.html.md"""
 from __future__ import annotations
 import importlib.metadata, io, os, platform, sys, tempfile, time, unicodedata, warnings
 from pathlib import Path
+import numpy as np
 
 # %% auto #0
 __all__ = ['LIBRARY_WARNINGS', 'RUN_FILES', 'CV_FILES', 'AllNbError', 'printable', 'quiet_library_warnings', 'atomic_write',
            'ensure_writable_dir', 'save_figure', 'RunPaths', 'fold_dir', 'versions', 'humans_watching', 'clock',
-           'with_progress', 'half_precision']
+           'with_progress', 'half_precision', 'weight_rows']
 
 # %% ../nbs/00_core.ipynb #5c49f0cd
 class AllNbError(Exception):
@@ -96,7 +97,9 @@ RUN_FILES = dict(
     export='export.pkl',            # fastai's pickle of the learner (loading it runs code)
     evaluation='evaluation.json',   # every metric with intervals, beside the colour baseline
     confusion_plot='confusion.png', roc_plot='roc.png', reliability_plot='reliability.png',
+    calibrated_plot='reliability-calibrated.png', risk_coverage_plot='risk-coverage.png',
     training_plot='training.png', robustness_plot='robustness.png',
+    probes='probes.json', probes_plot='probes.png', cams_plot='cams.png', # the shortcut probes (`probes.probe_run`)
     report='report.html',           # the self-contained page
     flags='flags.csv',              # images flagged in the mistake browser
     result='result.json',           # a cross-validation fold's scores
@@ -117,6 +120,8 @@ CV_FILES = dict(
     summary='cv.json',       # settings, every fold's scores beside the colour baseline, mean, sd and worst fold
     oof='oof.csv',           # each image's class probabilities from the one fold model that did not train on it
     report='report.html',    # the folds side by side, and the pooled confusion matrix
+    label_issues='label_issues.csv', # every image ranked by how likely its label is wrong (`labels.check_labels`)
+    map='map.png',           # each fold model's embedding map of its test images
 )
 
 def fold_dir(cv_dir, # a cross-validation folder
@@ -170,3 +175,10 @@ def half_precision(device # a `torch.device` or its type, 'cuda' or 'cpu'
     import torch  # here, not at the top: the command line starts without torch
     kind = getattr(device, 'type', device)
     return torch.autocast(kind, dtype=torch.float16 if kind == 'cuda' else torch.bfloat16)
+
+# %% ../nbs/00_core.ipynb #9e79e77b
+def weight_rows(weights, # (B, n) resampling weights, one row per resample; None: each image once
+                n:int # number of images
+               )->np.ndarray:
+    "`weights` as a (B, n) float array; None means one row counting each image once."
+    return np.ones((1, n)) if weights is None else np.atleast_2d(np.asarray(weights, float))

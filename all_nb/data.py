@@ -21,8 +21,8 @@ __all__ = ['CLASSES', 'IMAGE_EXTS', 'LAYOUT_HELP', 'MAX_PIXELS', 'CLASS_COLOURS'
            'IMAGES_PER_PATIENT', 'VARIANTS', 'bundled_sample', 'canonical_class', 'class_folders', 'file_number',
            'find_images', 'to_rgb', 'read_image', 'load_rgb', 'scan_images', 'hash_distances', 'near_duplicate_pairs',
            'duplicate_groups', 'group_duplicates', 'audit', 'audit_summary', 'summary_text', 'plot_audit',
-           'write_audit', 'load_items', 'assign_parts', 'make_split', 'kfold', 'fold_split', 'cut_groups',
-           'check_split', 'save_split', 'load_split', 'pseudo_patients', 'apply_variant', 'item_image']
+           'write_audit', 'load_items', 'present_classes', 'assign_parts', 'make_split', 'kfold', 'fold_split',
+           'cut_groups', 'check_split', 'save_split', 'load_split', 'pseudo_patients', 'apply_variant', 'item_image']
 
 # %% ../nbs/00_data.ipynb #b5725135
 def bundled_sample()->Path:
@@ -275,9 +275,13 @@ def plot_audit(df:pd.DataFrame, # `audit` output
     d = hash_distances(ok.phash).astype(float)
     np.fill_diagonal(d, np.inf)
     nearest = d.min(1) if len(ok) > 1 else np.zeros(len(ok))
-    axs[2].hist(nearest, bins=np.arange(0, 34) - .5, color='grey', log=True)
-    axs[2].axvline(threshold + .5, ls='--', color='k')
-    axs[2].set(title='Distance to the nearest image (pHash bits)', xlabel='bits', ylabel='images')
+    counts, edges, _ = axs[2].hist(nearest, bins=np.arange(0, 34) - .5, color='grey', log=True)
+    axs[2].set_ylim(bottom=.5)  # a bar of 1 image stays visible on the log axis
+    for n, left in zip(counts, edges):
+        if n and left < threshold + .5: axs[2].annotate(f'{n:.0f}', (left + .5, n), ha='center', va='bottom', fontsize=8)
+    axs[2].axvline(threshold + .5, ls='--', color='k', label=f'near-duplicate threshold: {threshold} bits or fewer')
+    axs[2].set(title='Distance to the nearest image (pHash bits)', xlabel='bits', ylabel='images (log scale)')
+    axs[2].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -300,7 +304,8 @@ def write_audit(df:pd.DataFrame, # `audit` output
 # %% ../nbs/00_data.ipynb #3d646ff3
 def load_items(root, # dataset root in any supported layout
                threshold:int=4, # pHash bits two near-duplicates may differ by
-               progress:bool=True # show a progress bar
+               progress:bool=True, # show a progress bar
+               drop_empty_classes:bool=False # leave out a class none of whose images can be read, with a warning, instead of stopping
               )->pd.DataFrame:
     "The readable images under `root` with label, file number and duplicate group; skipped files are warned about."
     df = audit(root, threshold, progress)
@@ -309,11 +314,20 @@ def load_items(root, # dataset root in any supported layout
     if items.empty: raise AllNbError(f"{root}: no readable image in the class folders; {LAYOUT_HELP}")
     for c in sorted(set(bad.label) - set(items.label)):  # a class that would silently vanish from training and testing
         files = bad[bad.label == c]
-        raise AllNbError(printable(f"{root}: class {c} has no readable image ({len(files)} unreadable: "
-                                   + '; '.join(f'{f}: {p}' for f, p in zip(files.file[:3], files.problem[:3]))
-                                   + "); replace those files, or move the class folder out of the dataset"))
+        why = f"class {c} has no readable image ({len(files)} unreadable: " + '; '.join(f'{f}: {p}' for f, p in zip(files.file[:3], files.problem[:3])) + ")"
+        if not drop_empty_classes:
+            raise AllNbError(printable(f"{root}: {why}; replace those files, move the class folder out of the dataset, "
+                                       "or pass drop_empty_classes=True to leave the class out"))
+        warnings.warn(printable(f"{why}: left out, as asked; the model will not know this class"))
+        bad = bad[bad.label != c]
     if len(bad): warnings.warn(printable(f"skipped {len(bad)} unreadable file(s): " + '; '.join(f'{f}: {p}' for f, p in zip(bad.file, bad.problem))))
     return items
+
+# %% ../nbs/00_data.ipynb #3dfd403a
+def present_classes(items:pd.DataFrame # rows from `load_items`
+                   )->list:
+    "The classes `items` holds, in the order of `CLASSES`: the outputs of a model trained on them."
+    return [c for c in CLASSES if c in set(items.label)]
 
 # %% ../nbs/00_data.ipynb #acb7594c
 SPLIT_KINDS = ('random', 'grouped', 'block')

@@ -18,26 +18,24 @@ from sklearn.preprocessing import StandardScaler
 from fastcore.basics import store_attr
 from fastai.vision.all import Learner, Transform, TensorImage
 from fastai.vision.augment import rgb2hsv, hsv2rgb
-from .core import AllNbError, RUN_FILES, RunPaths, atomic_write, save_figure
-from .data import CLASSES, CLASS_COLOURS, load_rgb, kfold, fold_split, pseudo_patients
+from .core import AllNbError, RUN_FILES, RunPaths, atomic_write, save_figure, weight_rows
+from .data import CLASSES, CLASS_COLOURS, load_rgb, kfold, fold_split, pseudo_patients, present_classes
 from .augment import GaussianNoise
 from .run import Run, run_config
 from .train import load_run
+from .inference import save_calibration
+from .trust import fit_calibration, temper, trust_arrays, trust_support, risk_coverage, plot_risk_coverage
 
 # %% auto #0
 __all__ = ['SUMMARY_SCOPES', 'MIN_IMAGES', 'MIN_CLUSTERS', 'SWEEPS', 'LEVEL_UNITS', 'PLOT_METRICS', 'EVAL_FILES',
            'confusion_matrices', 'class_metrics', 'overall_metrics', 'auc_ovr', 'calibration_error', 'reliability_bins',
-           'bootstrap_weights', 'cluster_bootstrap_weights', 'binary_arrays', 'metric_arrays', 'metric_table',
-           'ci_table', 'row_normalise', 'plot_confusion', 'roc_points', 'plot_roc', 'plot_reliability', 'predictions',
-           'evaluate', 'training_history', 'plot_training', 'colour_histogram', 'colour_features', 'colour_baseline',
-           'colour_cv', 'side_by_side', 'ColourShift', 'perturbation', 'perturbed_dl', 'robustness_sweep',
-           'plot_robustness', 'evaluate_run']
+           'bootstrap_weights', 'cluster_bootstrap_weights', 'binary_arrays', 'metric_arrays', 'resampling_weights',
+           'interval_rows', 'metric_table', 'ci_table', 'row_normalise', 'plot_confusion', 'roc_points', 'plot_roc',
+           'plot_reliability', 'predictions', 'evaluate', 'training_history', 'plot_training', 'colour_histogram',
+           'colour_features', 'colour_baseline', 'colour_cv', 'side_by_side', 'ColourShift', 'perturbation',
+           'perturbed_dl', 'robustness_sweep', 'plot_robustness', 'trust_table', 'json_records', 'evaluate_run']
 
 # %% ../nbs/03_evaluate.ipynb #843f22d1
-def _weights(weights, n:int)->np.ndarray:
-    "`weights` as a (B, n) array; None means one row counting each image once."
-    return np.ones((1, n)) if weights is None else np.atleast_2d(np.asarray(weights, float))
-
 def confusion_matrices(y_true, # true class index of each image, shape (n,)
                        y_pred, # predicted class index of each image, shape (n,)
                        n_classes:int, # number of classes K
@@ -46,7 +44,7 @@ def confusion_matrices(y_true, # true class index of each image, shape (n,)
     "A (B, K, K) stack of confusion matrices, rows the true class and columns the predicted one."
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     cells = np.eye(n_classes * n_classes)[y_true * n_classes + y_pred]
-    return (_weights(weights, len(y_true)) @ cells).reshape(-1, n_classes, n_classes)
+    return (weight_rows(weights, len(y_true)) @ cells).reshape(-1, n_classes, n_classes)
 
 # %% ../nbs/03_evaluate.ipynb #f70e97f3
 def _divide(a, b, undefined=0.):
@@ -83,7 +81,7 @@ def auc_ovr(y_true, # true class index of each image, shape (n,)
            )->np.ndarray:
     "One-vs-rest ROC AUC of each class, as a (B, K) array; NaN where a resample lacks the class or the rest."
     y_true, probs = np.asarray(y_true), np.asarray(probs, float)
-    w = _weights(weights, len(y_true))
+    w = weight_rows(weights, len(y_true))
     aucs = []
     for k in range(probs.shape[1]):
         order = np.argsort(probs[:, k], kind='stable')
@@ -194,6 +192,34 @@ def _interval_note(images:int, n_clusters, lo, hi)->str:
     if lo == hi: return "every resample gives this value: the bootstrap can't see the spread"
     return ''
 
+def resampling_weights(n:int, # number of test images
+                       n_boot:int=1000, # bootstrap resamples
+                       seed:int=0, # random seed
+                       clusters=None # the cluster of each image: resample whole clusters; None: single images
+                      )->np.ndarray:
+    "(1 + n_boot, n) weights: a row of ones for the test set itself, then one row per resample."
+    boot = bootstrap_weights(n, n_boot, seed) if clusters is None else cluster_bootstrap_weights(clusters, n_boot, seed)
+    return np.vstack([np.ones(n), boot])
+
+def interval_rows(arrays:dict, # {(metric, scope): (1 + n_boot,) array}, the test set first, as `resampling_weights` orders them
+                  support, # (metric, scope) -> (images, clusters) it rests on
+                  n_boot:int, # resamples behind the arrays; 0: no intervals
+                  level:float=.95 # confidence level of the intervals
+                 )->list:
+    "One record per (metric, scope): value, percentile interval, images, clusters, and a note where the interval is left out."
+    values = np.stack(list(arrays.values()), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # a metric undefined in every resample has no interval
+        lo, hi = (np.nanpercentile(values[1:], [50 - 50 * level, 50 + 50 * level], axis=0) if n_boot
+                  else np.full((2, values.shape[1]), np.nan))
+    rows = []
+    for (m, s), v, a, b in zip(arrays, values[0], lo, hi):
+        images, n_clusters = support(m, s)
+        note = _interval_note(images, n_clusters, a, b) if n_boot and not np.isnan(a) else ''
+        rows.append(dict(metric=m, scope=s, value=v, lo=np.nan if note else a, hi=np.nan if note else b,
+                         images=images, clusters=n_clusters, note=note))
+    return rows
+
 def metric_table(y_true, # true class index of each image, shape (n,)
                  probs, # predicted probabilities, shape (n, K)
                  classes=CLASSES, # the class names, in the order of `probs`' columns
@@ -203,22 +229,10 @@ def metric_table(y_true, # true class index of each image, shape (n,)
                  clusters=None # the cluster of each image (`data.pseudo_patients`): resample whole clusters; None: single images
                 )->pd.DataFrame:
     "One row per (metric, scope): the value on the test set, the bootstrap interval `lo`-`hi` around it, the images (and clusters) behind it, and a note where no interval is given."
-    n = len(y_true)
-    boot = bootstrap_weights(n, n_boot, seed) if clusters is None else cluster_bootstrap_weights(clusters, n_boot, seed)
-    arrays = metric_arrays(y_true, probs, classes, np.vstack([np.ones(n), boot]))
-    values = np.stack(list(arrays.values()), 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)  # a metric undefined in every resample has no interval
-        lo, hi = (np.nanpercentile(values[1:], [50 - 50 * level, 50 + 50 * level], axis=0) if n_boot
-                  else np.full((2, values.shape[1]), np.nan))
-    rows = []
-    for (m, s), v, a, b in zip(arrays, values[0], lo, hi):
-        images, n_clusters = _support(y_true, classes, clusters, s, m)
-        note = _interval_note(images, n_clusters, a, b) if n_boot and not np.isnan(a) else ''
-        rows.append(dict(metric=m, scope=s, value=v, lo=np.nan if note else a, hi=np.nan if note else b,
-                         images=images, clusters=n_clusters, note=note))
+    arrays = metric_arrays(y_true, probs, classes, resampling_weights(len(y_true), n_boot, seed, clusters))
+    rows = interval_rows(arrays, lambda m, s: _support(y_true, classes, clusters, s, m), n_boot, level)
     ece = dict(metric='ece', scope='overall', value=calibration_error(y_true, probs), lo=np.nan, hi=np.nan,  # no interval: see Calibration
-               images=n, clusters=None if clusters is None else len(np.unique(clusters)), note='')
+               images=len(y_true), clusters=None if clusters is None else len(np.unique(clusters)), note='')
     return pd.DataFrame(rows + [ece])
 
 # %% ../nbs/03_evaluate.ipynb #d03a076c
@@ -278,13 +292,14 @@ def roc_points(y_true, # true class index of each image, shape (n,)
 def plot_roc(roc:dict # from `roc_points`
             ):
     "ROC curves of each class against the rest (solid) and of malignant vs benign (dashed), AUC in the legend."
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     for name, r in roc.items():
         ax.plot(r['fpr'], r['tpr'], color=CLASS_COLOURS.get(name, 'k'), ls='-' if name in CLASS_COLOURS else '--',
                 label=f"{name} (AUC {r['auc']:.3f})")
     ax.plot([0, 1], [0, 1], ':', color='grey')
     ax.set(xlabel='false positive rate (1 - specificity)', ylabel='true positive rate (sensitivity)', title='ROC curves')
-    ax.legend(loc='lower right')
+    ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1), fontsize=9)  # beside the axes: inside, it hides curves
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/03_evaluate.ipynb #908eda38
@@ -379,10 +394,11 @@ def colour_baseline(items:pd.DataFrame, # rows from `load_items`
                     C:float=1. # inverse regularisation strength of the logistic regression
                    )->dict:
     "A logistic regression on colour histograms, fitted on `split['train']`: `{part: (y_true, probs)}` for the other parts."
-    X, y = colour_features(items, bins), items.label.map(CLASSES.index).to_numpy()
+    classes = present_classes(items)
+    X, y = colour_features(items, bins), items.label.map(classes.index).to_numpy()
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000)).fit(X[split['train']], y[split['train']])
     def probs(idx):
-        p = np.zeros((len(idx), len(CLASSES)))
+        p = np.zeros((len(idx), len(classes)))
         p[:, model.classes_] = model.predict_proba(X[idx])  # a class absent from training keeps probability 0
         return p
     return {part: (y[idx], probs(idx)) for part, idx in split.items() if part != 'train' and len(idx)}
@@ -489,13 +505,37 @@ def plot_robustness(sweep:pd.DataFrame, # from `robustness_sweep`
     fig.tight_layout(rect=(0, 0, 1, .9))
     return fig
 
+# %% ../nbs/03_evaluate.ipynb #1ff77a0f
+def trust_table(y_true, # true class index of each test image, shape (n,)
+                probs, # the model's uncalibrated probabilities, shape (n, K)
+                classes, # the class names, in the order of `probs`' columns
+                calibration:dict, # from `trust.fit_calibration` on the validation images
+                n_boot:int=1000, # bootstrap resamples; 0: no intervals
+                seed:int=0, # random seed of the resampling
+                level:float=.95, # confidence level of the intervals
+                clusters=None # the cluster of each image (`data.pseudo_patients`): resample whole clusters; None: single images
+               )->pd.DataFrame:
+    "`trust.trust_arrays` on the test images, one row per figure with its interval, images, clusters and note."
+    arrays = trust_arrays(y_true, probs, classes, calibration, resampling_weights(len(y_true), n_boot, seed, clusters))
+    def support(metric, scope):
+        mask = trust_support(metric, scope, y_true, classes)
+        return int(mask.sum()), (None if clusters is None else len(np.unique(np.asarray(clusters)[mask])))
+    return pd.DataFrame(interval_rows(arrays, support, n_boot, level))
+
 # %% ../nbs/03_evaluate.ipynb #25ce9a0a
-EVAL_FILES = tuple(RUN_FILES[k] for k in ('evaluation', 'confusion_plot', 'roc_plot', 'reliability_plot', 'training_plot', 'robustness_plot'))
+EVAL_FILES = tuple(RUN_FILES[k] for k in ('evaluation', 'confusion_plot', 'roc_plot', 'reliability_plot', 'calibrated_plot', 'risk_coverage_plot', 'training_plot', 'robustness_plot'))
 
 # %% ../nbs/03_evaluate.ipynb #0461efcf
-def _records(df:pd.DataFrame)->list:
+def json_records(df:pd.DataFrame)->list:
     "`df` as JSON-ready records, NaN as None."
     return df.astype(object).where(df.notna(), None).to_dict('records')
+
+# %% ../nbs/03_evaluate.ipynb #8c0cc3ef
+def _prediction_records(run:Run, part:str, y:np.ndarray, probs:np.ndarray)->list:
+    "Each image of split `part`: its file, true and predicted class, and class probabilities."
+    classes = list(run.learn.dls.vocab)
+    return [dict(file=f, label=classes[t], predicted=classes[k], probs=dict(zip(classes, p)))
+            for f, t, k, p in zip(run.items.file.iloc[run.split[part]], y.tolist(), probs.argmax(1).tolist(), probs.tolist())]
 
 # %% ../nbs/03_evaluate.ipynb #32d1fe7e
 def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run`
@@ -506,7 +546,7 @@ def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run
                  robustness:bool=True, # run the perturbation sweeps (one pass over the test set per level)
                  overwrite:bool=False # replace an earlier evaluation
                 )->dict:
-    "Evaluate a run on its test split beside the colour baseline; write `evaluation.json` and the plots into the run folder."
+    "Evaluate a run on its test split beside the colour baseline, fit its calibration on the validation split (kept in `model.json`); write `evaluation.json` and the plots."
     paths = RunPaths(run.dir if isinstance(run, Run) else run)
     earlier = [f for f in EVAL_FILES if (paths.dir/f).exists()]
     if earlier and not overwrite: raise AllNbError(f"{paths.dir/earlier[0]}: an earlier evaluation is there; pass --overwrite to replace it")
@@ -516,25 +556,33 @@ def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run
     classes = list(learn.dls.vocab)
     y, probs = predictions(learn, tta=tta)
     model = metric_table(y, probs, classes, n_boot, seed)
-    by_patient = metric_table(y, probs, classes, n_boot, seed, clusters=pseudo_patients(run.items)[run.split['test']])
+    clusters = pseudo_patients(run.items)[run.split['test']]
+    by_patient = metric_table(y, probs, classes, n_boot, seed, clusters=clusters)
+    y_valid, p_valid = predictions(learn, learn.dls[1])
+    calibration = fit_calibration(y_valid, p_valid, classes)
+    save_calibration(run.dir, calibration)
+    plain = predictions(learn)[1] if tta else probs  # calibration and its figures concern `predict`'s output, which has no TTA
+    calibrated = temper(plain, calibration['temperature'])
+    trust, rc = trust_table(y, plain, classes, calibration, n_boot, seed, clusters=clusters), risk_coverage(y, calibrated)
     baseline = metric_table(*colour_baseline(run.items, run.split)['test'], classes, n_boot, seed)
     counts = confusion_matrices(y, probs.argmax(1), len(classes))[0]
     bins, history = reliability_bins(y, probs), training_history(run.dir)
     sweep = robustness_sweep(learn, seed=seed) if robustness else None
-    files = run.items.file.iloc[run.split['test']]
     ev = dict(run=dict(dir=str(run.dir), recipe=run.recipe.name, arch=run.recipe.arch, size=run.size,
                        split=cfg['split'], fingerprint=run.fingerprint),
               classes=classes, test_images=len(y), n_boot=n_boot, seed=seed, tta=tta,
-              metrics=_records(model), metrics_by_patient=_records(by_patient), baseline=_records(baseline),
-              comparison=_records(side_by_side({'model': model, 'model, by pseudo-patient': by_patient, 'colour baseline': baseline})),
+              metrics=json_records(model), metrics_by_patient=json_records(by_patient), baseline=json_records(baseline),
+              comparison=json_records(side_by_side({'model': model, 'model, by pseudo-patient': by_patient, 'colour baseline': baseline})),
               confusion=dict(counts=counts.astype(int).tolist(),
                              normalised=[[None if np.isnan(x) else x for x in row] for row in row_normalise(counts).tolist()]),
-              roc=roc_points(y, probs, classes), reliability=_records(bins), training=_records(history),
-              robustness=_records(sweep) if robustness else [],
-              predictions=[dict(file=f, label=classes[t], predicted=classes[k], probs=dict(zip(classes, p)))
-                           for f, t, k, p in zip(files, y.tolist(), probs.argmax(1).tolist(), probs.tolist())])
+              roc=roc_points(y, probs, classes), reliability=json_records(bins), training=json_records(history),
+              robustness=json_records(sweep) if robustness else [],
+              calibration=calibration, trust=json_records(trust), risk_coverage=json_records(rc),
+              predictions=_prediction_records(run, 'test', y, probs), valid_predictions=_prediction_records(run, 'valid', y_valid, p_valid))
     ece = model.set_index(['metric', 'scope']).value['ece', 'overall']
     figures = dict(confusion=plot_confusion(counts, classes), roc=plot_roc(ev['roc']), reliability=plot_reliability(bins, ece),
+                   calibrated=plot_reliability(reliability_bins(y, calibrated), calibration_error(y, calibrated)),
+                   risk_coverage=plot_risk_coverage(rc, calibration['min_confidence']),
                    training=plot_training(history), **({'robustness': plot_robustness(sweep)} if robustness else {}))
     for name, fig in figures.items(): save_figure(fig, getattr(paths, f'{name}_plot'))
     if not robustness: paths.robustness_plot.unlink(missing_ok=True)  # an earlier evaluation's sweep is stale

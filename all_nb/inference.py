@@ -7,6 +7,7 @@ Docs: https://all-nb.github.io/all_nb/inference.html.md"""
 # %% ../nbs/02a_inference.ipynb #45dd07a1
 from __future__ import annotations
 import glob, json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +15,15 @@ import numpy as np, pandas as pd, torch
 from PIL import Image
 from safetensors.torch import save_file, load_file
 
-from .core import AllNbError, RunPaths, atomic_write, half_precision, versions, with_progress
+from .core import AllNbError, CV_FILES, RunPaths, atomic_write, fold_dir, half_precision, versions, with_progress
 from .data import CLASSES, IMAGE_EXTS, read_image
 from .loaders import image_size, mask_corners, MaskCorners
 from .models import create_model, arch_stats, check_model_kwargs, state_problems
 
 # %% auto #0
-__all__ = ['MODEL_FORMAT', 'model_meta', 'save_safe_model', 'InferenceModel', 'load_safe_model', 'load_model', 'collect_images',
-           'prepare_image', 'predict_files']
+__all__ = ['MODEL_FORMAT', 'DECISION_COLUMNS', 'model_meta', 'save_safe_model', 'InferenceModel', 'load_safe_model',
+           'save_calibration', 'load_model', 'collect_images', 'prepare_image', 'predict_files', 'penultimate_features',
+           'decide', 'model_paths', 'load_models', 'median_calibration', 'predict_ensemble']
 
 # %% ../nbs/02a_inference.ipynb #1b46f3ab
 MODEL_FORMAT = 'all_nb-model-1'
@@ -32,13 +34,14 @@ def model_meta(arch:str, # the architecture
                model_kwargs:dict|None=None, # extra arguments `create_model` needs to rebuild it
                data_fingerprint:str='', # what the model was trained on (`train.data_fingerprint`)
                corner_mask:float=0., # side of the masked corner squares (`loaders.mask_corners`), a share of the side
-               estimate:dict|None=None # for a model trained on every image: the cross-validation behind it (`run.cv_estimate`)
+               estimate:dict|None=None, # for a model trained on every image: the cross-validation behind it (`run.cv_estimate`)
+               calibration:dict|None=None # temperature, threshold, minimum confidence (`trust.fit_calibration`); usually added later by `save_calibration`
               )->dict:
     "Everything needed to rebuild and use a model, as JSON-ready data."
     mean, std = arch_stats(arch)
     return dict(format=MODEL_FORMAT, arch=arch, classes=list(classes), size=size, mean=list(mean), std=list(std),
                 model_kwargs=model_kwargs or {}, corner_mask=corner_mask, data_fingerprint=data_fingerprint, all_nb=versions()['all_nb'],
-                **({} if estimate is None else dict(estimate=estimate)))
+                **({} if estimate is None else dict(estimate=estimate)), **({} if calibration is None else dict(calibration=calibration)))
 
 # %% ../nbs/02a_inference.ipynb #cc1a7452
 def save_safe_model(model:torch.nn.Module, # the trained network
@@ -65,6 +68,7 @@ class InferenceModel:
     std:tuple
     meta:dict # `model.json`, or a description of the pickle it came from
     corner_mask:float=0. # side of the corner squares masked before the model sees an image
+    calibration:dict|None=None # temperature, threshold and minimum confidence fitted on validation images (`trust.fit_calibration`)
 
 # %% ../nbs/02a_inference.ipynb #04e5bcd2
 def _model_files(path:Path)->tuple:
@@ -99,7 +103,17 @@ def load_safe_model(path # a run folder, or its model.safetensors / model.json
                              f"(e.g. {', '.join(bad[:3])}); it comes from another architecture or class list")
     model.load_state_dict(state)
     return InferenceModel(model.eval(), meta['classes'], meta['size'], tuple(meta['mean']), tuple(meta['std']), meta,
-                          meta.get('corner_mask', 0.))
+                          meta.get('corner_mask', 0.), meta.get('calibration'))
+
+# %% ../nbs/02a_inference.ipynb #6c771007
+def save_calibration(path, # a run folder, or its model.json
+                     calibration:dict # from `trust.fit_calibration`
+                    )->Path:
+    "Add `calibration` to the model's `model.json`, replacing an earlier one, atomically."
+    meta_file = _model_files(Path(path))[1]
+    meta = _read_meta(meta_file)
+    atomic_write(meta_file, json.dumps(dict(meta, calibration=calibration), indent=1))
+    return meta_file
 
 # %% ../nbs/02a_inference.ipynb #fc4afa3b
 def load_model(path, # run folder, model.safetensors/.json, or a fastai export .pkl
@@ -118,8 +132,10 @@ def load_model(path, # run folder, model.safetensors/.json, or a fastai export .
     except Exception as e: raise AllNbError(f"{path}: can't be loaded as a fastai export ({type(e).__name__})") from None
     norm = next(t for t in learn.dls.after_batch if isinstance(t, Normalize))
     mask = next((t.frac for t in learn.dls.after_batch if isinstance(t, MaskCorners)), 0.)
+    card = RunPaths(path.parent).model_card  # an export inside a run folder shares the run's calibration
+    calibration = _read_meta(card).get('calibration') if card.is_file() else None
     return InferenceModel(learn.model.float().eval(), list(learn.dls.vocab), image_size(learn.dls), tuple(norm.mean.flatten().tolist()),
-                          tuple(norm.std.flatten().tolist()), dict(format='fastai-pickle', file=str(path)), mask)
+                          tuple(norm.std.flatten().tolist()), dict(format='fastai-pickle', file=str(path)), mask, calibration)
 
 # %% ../nbs/02a_inference.ipynb #5b342ae6
 def collect_images(inputs # files, folders (searched recursively) or glob patterns
@@ -166,9 +182,10 @@ def predict_files(m:InferenceModel, # from `load_model`
                   files:list, # image files
                   bs:int=64, # images per batch
                   half:bool=True, # bf16 on CPU / fp16 on CUDA, with channels-last memory
-                  progress:bool=True # show a progress bar
+                  progress:bool=True, # show a progress bar
+                  transform=None # a function applied to each batch of images in [0, 1] after the corner mask, e.g. a shortcut probe's masking
                  )->tuple:
-    "(predictions, skipped): a row per readable file with its class probabilities, and the unreadable ones with why."
+    "(predictions, skipped): a row per readable file with its class probabilities (calibrated, when the model is), and the unreadable ones with why."
     if isinstance(files, (str, Path)):
         raise AllNbError(f"files={str(files)!r}: give a list of image files; collect_images([{str(files)!r}]) finds those in a folder")
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -176,21 +193,107 @@ def predict_files(m:InferenceModel, # from `load_model`
     if half: model = model.to(memory_format=torch.channels_last)
     mean = torch.tensor(m.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(m.std, device=device).view(1, 3, 1, 1)
+    temperature = (m.calibration or {}).get('temperature', 1.)
     loader = torch.utils.data.DataLoader(_ImageFiles(files, m.size), batch_size=bs, collate_fn=_collate)
     rows, skipped = [], []
     for batch in (with_progress(loader, 'predicting') if progress else loader):
         skipped += [(str(files[i]), why) for i, x, why in batch if x is None]
         good = [(i, x) for i, x, _ in batch if x is not None]
         if not good: continue
-        xb = (mask_corners(torch.stack([x for _, x in good]).to(device), m.corner_mask) - mean) / std
+        xb = mask_corners(torch.stack([x for _, x in good]).to(device), m.corner_mask)
+        xb = ((xb if transform is None else transform(xb)) - mean) / std
         with torch.inference_mode():
             if half:
                 with half_precision(device): logits = model(xb.contiguous(memory_format=torch.channels_last))
             else: logits = model(xb)
-        probs = logits.float().softmax(1).cpu().numpy()
+        probs = (logits.float() / temperature).softmax(1).cpu().numpy()
         rows += [(str(files[i]), *p) for (i, _), p in zip(good, probs)]
     preds = pd.DataFrame(rows, columns=['file', *[f'prob_{c}' for c in m.classes]])
     probs = preds[[f'prob_{c}' for c in m.classes]].to_numpy()
     preds.insert(1, 'predicted', [m.classes[k] for k in probs.argmax(1)] if len(preds) else [])
     preds.insert(2, 'confidence', probs.max(1) if len(preds) else [])
     return preds, pd.DataFrame(skipped, columns=['file', 'problem'])
+
+# %% ../nbs/02a_inference.ipynb #ad88f144
+@contextmanager
+def penultimate_features(model:torch.nn.Module # a classifier with `get_classifier()`: any timm model or this package's `BodyHead`s
+                        ):
+    "Inside the block, every batch's input to the output layer is appended to the yielded list (float32, on the CPU)."
+    store = []
+    handle = model.get_classifier().register_forward_hook(lambda mod, inp, out: store.append(inp[0].detach().float().flatten(1).cpu()))
+    try: yield store
+    finally: handle.remove()
+
+# %% ../nbs/02a_inference.ipynb #3bbee65a
+DECISION_COLUMNS = ['predicted', 'confidence', 'refer', 'refer_reason', 'call', 'p_malignant', 'agreement']
+
+def decide(preds:pd.DataFrame, # from `predict_files` or `predict_ensemble`
+           calibration:dict|None=None, # the model's (`InferenceModel.calibration`); None: threshold 0.5, nothing referred
+           min_confidence:float|None=None # refer images below this confidence; default: the calibration's
+          )->pd.DataFrame:
+    "`preds` with the benign/malignant call at the saved threshold, and `refer` (with its reason) for images too uncertain to answer."
+    calibration = calibration or {}
+    floor = calibration.get('min_confidence', 0.) if min_confidence is None else min_confidence
+    if not 0 <= floor <= 1: raise AllNbError(f"min_confidence={floor}: must be from 0 to 1")
+    out = preds.copy()
+    low = out.confidence < floor
+    split = out.agreement < 1 if 'agreement' in out else pd.Series(False, index=out.index)
+    out['refer'] = low | split
+    out['refer_reason'] = [('; '.join(r for r, on in ((f'confidence below {floor:g}', l), ('the models disagree', s)) if on))
+                           for l, s in zip(low, split)]
+    if 'prob_Benign' in out:
+        threshold = calibration.get('threshold')
+        out['p_malignant'] = 1 - out.prob_Benign
+        out['call'] = np.where(out.p_malignant >= (.5 if threshold is None else threshold), 'malignant', 'benign')
+    first = ['file'] + [c for c in DECISION_COLUMNS if c in out]
+    return out[first + [c for c in out if c not in first]]
+
+# %% ../nbs/02a_inference.ipynb #d0eeee05
+def model_paths(spec # a model (run folder, .safetensors or .pkl), an all-nb cv folder (its fold models), or several joined by commas
+               )->list:
+    "The model files or run folders `spec` names, a cross-validation folder expanded into its folds."
+    paths = []
+    for part in [p for p in str(spec).split(',') if p]:
+        p = Path(part)
+        if (p/CV_FILES['summary']).is_file():
+            cv = json.loads((p/CV_FILES['summary']).read_text())
+            if cv.get('status') != 'finished': raise AllNbError(f"{p}: the cross-validation is not finished; run the same all-nb cv command again to complete it")
+            paths += [fold_dir(p, k) for k in range(len(cv['folds']))]
+        else: paths.append(p)
+    if not paths: raise AllNbError("no model given; name a run folder, a model file or an all-nb cv folder")
+    return paths
+
+# %% ../nbs/02a_inference.ipynb #acfaf4e7
+def load_models(spec, # see `model_paths`
+                trust_pickle:bool=False # allow fastai pickles (loading one runs code)
+               )->list:
+    "Every model `spec` names, loaded and checked to share one list of classes."
+    paths = model_paths(spec)
+    models = [load_model(p, trust_pickle=trust_pickle) for p in paths]
+    for p, m in zip(paths[1:], models[1:]):
+        if m.classes != models[0].classes:
+            raise AllNbError(f"{p}: predicts {m.classes}, but {paths[0]} predicts {models[0].classes}; models averaged together need the same classes")
+    return models
+
+# %% ../nbs/02a_inference.ipynb #08824092
+def median_calibration(calibrations:list # `trust.fit_calibration` results, e.g. `InferenceModel.calibration` of each member
+                      )->dict|None:
+    "The median of each setting of several calibrations (None when one is missing): how an ensemble, or a model trained on every image, decides."
+    if not calibrations or any(c is None for c in calibrations): return None
+    median = lambda k: None if any(c.get(k) is None for c in calibrations) else float(np.median([c[k] for c in calibrations]))
+    return dict(temperature=median('temperature'), threshold=median('threshold'), min_confidence=median('min_confidence'),
+                target_sensitivity=median('target_sensitivity'), target_error=median('target_error'), members=len(calibrations))
+
+def predict_ensemble(models:list, # from `load_models`
+                     files:list, # image files
+                     **kwargs # `predict_files` settings: bs, half, progress
+                    )->tuple:
+    "(predictions, skipped) of the mean of `models`: mean probabilities, the call, confidence and the models' agreement per file."
+    runs = [predict_files(m, files, **kwargs) for m in models]
+    (first, skipped), classes = runs[0], models[0].classes
+    cols = [f'prob_{c}' for c in classes]
+    each = np.stack([p[cols].to_numpy() for p, _ in runs])
+    mean = each.mean(0)
+    agreement = (each.argmax(2) == mean.argmax(1)).mean(0)
+    preds = pd.DataFrame(dict(file=first.file, predicted=[classes[k] for k in mean.argmax(1)], confidence=mean.max(1), agreement=agreement))
+    return pd.concat([preds, pd.DataFrame(mean, columns=cols)], axis=1), skipped

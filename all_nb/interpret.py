@@ -108,7 +108,8 @@ def seen_image(dl, # the DataLoader `x` came from
 def prediction_table(learn:Learner, # a trained learner
                      dl=None # a DataLoader of labelled items; default: the test set
                     )->pd.DataFrame:
-    "One row per item of `dl`, in order: `path`, `actual`, `predicted`, `confidence`, `loss`, then each class's probability."
+    "One row per item of `dl`, in order: `path`, `actual`, `predicted`, `confidence`, `label_quality`, `loss`, then each class's probability."
+    from cleanlab.rank import get_label_quality_scores  # imported here: it takes seconds
     dl = labelled_dl(learn, dl)
     outputs, targets = [], []
     with torch.no_grad(), eval_mode(learn.model):
@@ -120,16 +121,18 @@ def prediction_table(learn:Learner, # a trained learner
     vocab = list(learn.dls.vocab)
     table = pd.DataFrame(dict(path=dl.items.path.tolist(), actual=[vocab[int(t)] for t in targets],
                               predicted=[vocab[int(p)] for p in probs.argmax(1)],
-                              confidence=probs.max(1).values.numpy(), loss=losses.numpy()))
+                              confidence=probs.max(1).values.numpy(),
+                              label_quality=get_label_quality_scores(targets.numpy(), probs.double().numpy(), method='normalized_margin'),
+                              loss=losses.numpy()))
     return pd.concat([table, pd.DataFrame(probs.numpy(), columns=vocab)], axis=1)
 
 # %% ../nbs/04_interpret.ipynb #e4e2a473
-SORTS = {'loss': ('loss', False), 'confidence': ('confidence', False), 'doubt': ('confidence', True)}
+SORTS = {'loss': ('loss', False), 'confidence': ('confidence', False), 'doubt': ('confidence', True), 'label issue': ('label_quality', True)}
 
 def select_items(table:pd.DataFrame, # from `prediction_table`
                  actual:str='any', # a class name, or 'any'
                  predicted:str='wrong', # a class name, 'any', or 'wrong' (any class but the true one)
-                 sort:str='loss' # one of `SORTS`: 'loss' (highest first), 'confidence' (highest first) or 'doubt' (lowest confidence first)
+                 sort:str='loss' # one of `SORTS`: 'loss' (highest first), 'confidence' (highest first) or 'doubt' (lowest confidence first), 'label issue' (lowest label quality first)
                 )->pd.DataFrame:
     "The rows of `table` whose true class is `actual` and predicted class `predicted`, in the order `sort`."
     classes = list(table.columns[table.columns.get_loc('loss') + 1:])
@@ -237,7 +240,7 @@ def _build(self:MistakeBrowser):
     self.actual_menu = W.Dropdown(options=['any', *self.classes], description='true class')
     self.predicted_menu = W.Dropdown(options=[('any wrong', 'wrong'), ('any', 'any'), *[(c, c) for c in self.classes]], description='predicted')
     self.sort_menu = W.Dropdown(options=[('highest loss first', 'loss'), ('most confident first', 'confidence'),
-                                         ('least confident first', 'doubt')], description='order')
+                                         ('least confident first', 'doubt'), ('most doubtful label first', 'label issue')], description='order')
     for menu in (self.actual_menu, self.predicted_menu, self.sort_menu): menu.observe(self._on_menu, 'value')
     self.prev_button = W.Button(description='Prev', icon='arrow-left', tooltip='previous image')
     self.next_button = W.Button(description='Next', icon='arrow-right', tooltip='next image')

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import PILImage, Datasets, ColReader, Categorize, Resize, ToTensor, IntToFloatTensor, Normalize, Transform, TensorImage
 from .core import AllNbError
-from .data import CLASSES, load_rgb, item_image
+from .data import load_rgb, item_image, present_classes
 from .augment import aug_tfms
 from .models import arch_stats
 
@@ -44,8 +44,9 @@ def all_dls(items:pd.DataFrame, # rows from `load_items`
     order = split['train'] + split['valid'] + split['test']
     n_train, n_valid = len(split['train']), len(split['valid'])
     parts = [range(n_train), range(n_train, n_train + n_valid), range(n_train + n_valid, len(order))]
+    # the vocabulary: the classes of the whole dataset (not of one part), in the usual order
     dsets = Datasets(items.iloc[order].reset_index(drop=True),
-                     [[item_image, SmearImage.create], [ColReader('label'), Categorize(vocab=list(CLASSES))]],
+                     [[item_image, SmearImage.create], [ColReader('label'), Categorize(vocab=present_classes(items))]],
                      splits=parts)
     mean, std = arch_stats(arch)
     kw = dict(bs=bs, num_workers=num_workers, device=device, drop_last=n_train % bs == 1,

@@ -15,11 +15,13 @@ from .core import AllNbError, RUN_FILES, RunPaths, atomic_write, with_progress
 from .run import Run, run_config
 from .train import load_run
 from .evaluate import evaluate_run
+from .probes import probe_run
 from .interpret import labelled_dl, model_input, seen_image, grad_cam, overlay_cam, cam_layer
 
 # %% auto #0
-__all__ = ['NOTICE', 'METRIC_NAMES', 'PAGE_STYLE', 'CELL_SCRIPT', 'data_uri', 'verdict', 'verdict_sentence', 'esc',
-           'metrics_html', 'confusion_html', 'image_cards', 'report_html', 'write_report']
+__all__ = ['NOTICE', 'METRIC_NAMES', 'ENLARGE', 'LIGHTBOX', 'PAGE_STYLE', 'CELL_SCRIPT', 'TRUST_PLOTS', 'data_uri', 'verdict',
+           'verdict_sentence', 'esc', 'metrics_html', 'probe_rows_html', 'probes_html', 'trust_html', 'confusion_html',
+           'image_cards', 'report_html', 'without_paths', 'write_report']
 
 # %% ../nbs/04b_report.ipynb #369a9cbc
 def data_uri(image:Image.Image|bytes, # a PIL image, or PNG bytes
@@ -73,31 +75,96 @@ def metrics_html(comparison:list # `evaluation.json`'s `comparison` records
     names = [k for k in comparison[0] if k not in ('metric', 'scope') and not k.endswith((' lo', ' hi', ' note'))] if comparison else []
     def cell(r, name):
         lo, note = r.get(f'{name} lo'), r.get(f'{name} note')
-        return f"{r[name]:.4f}" + (f" <span class=ci>[{lo:.4f}, {r[f'{name} hi']:.4f}]</span>" if lo is not None
+        value = 'n/a' if r[name] is None else f"{r[name]:.4f}"  # undefined, e.g. the accuracy of no answered image
+        return value + (f" <span class=ci>[{lo:.4f}, {r[f'{name} hi']:.4f}]</span>" if lo is not None
                                     else f" <span class=ci>({esc(note)})</span>" if note else '')
     head = ''.join(f'<th>{esc(n)}</th>' for n in names)
     rows = ''.join(f"<tr><td>{esc(METRIC_NAMES.get(r['metric'], r['metric']))}</td><td>{esc(r['scope'])}</td>" + ''.join(f'<td>{cell(r, n)}</td>' for n in names) + '</tr>'
                    for r in comparison)
     return f"<table class=metrics><tr><th>metric</th><th>scope</th>{head}</tr>{rows}</table>"
 
+# %% ../nbs/04b_report.ipynb #ddd3e0e1
+def probe_rows_html(probes:list, # `probes.json`'s `probes` records (or pooled ones with the same keys)
+                    classes:list # class names, for the per-class columns
+                   )->str:
+    "The probe table: accuracy, its change, predictions changed, advantage over guessing kept, and accuracy per class."
+    fmt = lambda v, f='.3f': 'n/a' if v is None else format(v, f)
+    head = ('<tr><th>hidden</th><th>accuracy</th><th>change</th><th>predictions changed</th><th>advantage over guessing kept</th>'
+            + ''.join(f'<th>{esc(c)}</th>' for c in classes) + '</tr>')
+    rows = ''.join(f"<tr><td>{esc('nothing' if p['probe'] == 'none' else p['probe'])}</td><td>{fmt(p['accuracy'])}</td><td>{fmt(p['change'], '+.3f')}</td>"
+                   f"<td>{fmt(p['changed'], '.1%')}</td><td>{fmt(p['kept'], '.0%')}</td>"
+                   + ''.join(f"<td>{fmt(p.get(f'accuracy_{c}'))}</td>" for c in classes) + '</tr>' for p in probes)
+    return f'<table class=metrics>{head}{rows}</table>'
+
+def probes_html(run_dir:Path # the run folder, holding `probes.json` and its figures when `probes.probe_run` has run
+               )->str:
+    "The report section on shortcuts: a sentence per probe, the table, and the figures; '' for a run never probed."
+    paths = RunPaths(run_dir)
+    if not paths.probes.exists(): return ''
+    p = json.loads(paths.probes.read_text())
+    said = ''.join(f"<li>{esc(r['sentence'])}</li>" for r in p['probes'] if r['probe'] != 'none') + f"<li>{esc(p['cam']['sentence'])}</li>"
+    figures = ''.join(f"<figure><img src='{data_uri(paths_file.read_bytes())}' alt='{esc(caption)}'><figcaption>{esc(caption)}</figcaption></figure>"
+                      for paths_file, caption in ((paths.probes_plot, 'One test image of each class as the model sees it with nothing, the corners, the cells or the slide around them hidden; the cells found are outlined.'),
+                                                  (paths.cams_plot, 'The test images with the least Grad-CAM heat on their cells.')) if paths_file.exists())
+    classes = [k[len('accuracy_'):] for k in p['probes'][0] if k.startswith('accuracy_')]
+    return (f"<h2>Is it reading the cell?</h2><p>Shortcut probes on the {p['images']} test images: parts of each image are painted over "
+            f"in its background colour and the model asked again (guessing the commonest class scores {p['chance']:.3f}).</p><ul>{said}</ul>"
+            f"{probe_rows_html(p['probes'], classes)}<div class=plots>{figures}</div>")
+
+# %% ../nbs/04b_report.ipynb #c6de2e0d
+def trust_html(ev:dict, # `evaluation.json`'s contents
+               run_dir:Path # the run folder, where its plots are
+              )->str:
+    "The report section on calibration, the benign/malignant operating point and abstention; '' for an evaluation made without them."
+    cal = ev.get('calibration')
+    if not cal: return ''
+    t = cal['temperature']
+    mood = 'overconfident, so its probabilities are softened' if t > 1 else 'underconfident, so its probabilities are sharpened'
+    table = metrics_html([{'metric': r['metric'], 'scope': r['scope'], 'test images, pseudo-patients resampled': r['value'],
+                           'test images, pseudo-patients resampled lo': r['lo'], 'test images, pseudo-patients resampled hi': r['hi'],
+                           'test images, pseudo-patients resampled note': r['note']} for r in ev['trust']])
+    point = ('' if cal.get('threshold') is None else
+             f"<p><b>Operating point.</b> <code>all-nb predict</code> calls an image malignant when P(malignant) = 1 - P(Benign) is at least "
+             f"{cal['threshold']:.4f}: the highest threshold that caught {cal['target_sensitivity']:.0%} of the malignant validation images.</p>")
+    figures = ''.join(f"<figure><img src='{data_uri((run_dir/RUN_FILES[k]).read_bytes())}' alt='{esc(caption)}'><figcaption>{esc(caption)}</figcaption></figure>"
+                      for k, caption in (('calibrated_plot', 'Reliability after temperature scaling: bars on the diagonal mean a confidence can be taken at its word.'),
+                                         ('risk_coverage_plot', 'Risk against coverage: the error rate among the images answered, answering the most confident first.'))
+                      if (run_dir/RUN_FILES[k]).exists())
+    return (f"<h2>Can I trust a single prediction?</h2><p><b>Calibration.</b> On its {cal['images']} validation images the model was {mood} "
+            f"by a temperature of {t:.2f}; <code>all-nb predict</code> applies it.</p>{point}"
+            f"<p><b>Abstention.</b> <code>all-nb predict</code> marks an image <i>refer</i> when its confidence is below {cal['min_confidence']:.4f}: "
+            f"the lowest level at which at most {cal['target_error']:.0%} of the answered validation images were wrong. "
+            "The table shows how each held on the test images; the calibration error is Kumar et al.'s debiased estimator (0 is perfect).</p>"
+            f"{table}<div class=plots>{figures}</div>")
+
 # %% ../nbs/04b_report.ipynb #f90e1cb6
 def confusion_html(counts:list, # confusion matrix, rows true class, columns predicted class
                    classes:list # class names
                   )->str:
-    "The confusion matrix as a table whose cells, when clicked, show their images."
-    top = max(max(r) for r in counts) or 1
+    "The confusion matrix as a table whose cells show their images when clicked (or reached with Tab and opened with Enter), with a legend."
+    diag_top = max(r[i] for i, r in enumerate(counts)) or 1
+    error_top = max([n for i, r in enumerate(counts) for j, n in enumerate(r) if i != j] + [1])
+    def cell(i, j, t, p, n):
+        kind, shade = ('diag', .6 * n / diag_top) if i == j else ('error', .35 + .65 * n / error_top) if n else ('', 0)
+        return (f"<td class='cell {kind}' data-true='{esc(t)}' data-pred='{esc(p)}' style='--shade:{shade:.3f}' tabindex=0 role=button "
+                f"aria-label='true {esc(t)}, predicted {esc(p)}: {n}' onclick='showCell(this)' onkeydown='cellKey(event)'>{n}</td>")
     head = '<tr><th>true \\ predicted</th>' + ''.join(f'<th>{esc(c)}</th>' for c in classes) + '</tr>'
-    body = ''.join('<tr><th>' + esc(t) + '</th>' + ''.join(
-        f"<td class='cell{' diag' if i == j else ''}' data-true='{esc(t)}' data-pred='{esc(p)}' "
-        f"style='--shade:{n / top:.3f}' onclick='showCell(this)'>{n}</td>"
-        for j, (p, n) in enumerate(zip(classes, row))) + '</tr>' for i, (t, row) in enumerate(zip(classes, counts)))
-    return f'<table class=confusion>{head}{body}</table>'
+    body = ''.join('<tr><th>' + esc(t) + '</th>' + ''.join(cell(i, j, t, p, n) for j, (p, n) in enumerate(zip(classes, row))) + '</tr>'
+                   for i, (t, row) in enumerate(zip(classes, counts)))
+    legend = ("<p class=legend><span class='swatch diag'></span> right: true class called (darker: more images) "
+              "<span class='swatch error'></span> wrong: every cell holding a mistake is red, bold and framed (darker: more) · "
+              "click a cell, or reach it with Tab and press Enter, to see its images</p>")
+    return f'<table class=confusion>{head}{body}</table>{legend}'
+
+# %% ../nbs/04b_report.ipynb #d01205d0
+ENLARGE = "onclick='enlarge(this)' tabindex=0" # attributes of a picture that a click (or Enter) shows large
+LIGHTBOX = "<div id=lightbox class=hidden role=dialog onclick=\"this.classList.add('hidden')\"><img alt=''><p></p></div>"
 
 # %% ../nbs/04b_report.ipynb #d388ec38
 def image_cards(run:Run, # a run with its learner, from `train.load_run`
                 predictions:list, # `evaluation.json`'s per-image records, in test-set order
                 gradcam:bool=True, # add each image's Grad-CAM (one backward pass per image)
-                px:int=160 # size of each picture
+                px:int|None=None # longest side of each picture kept in the page; None: as the model saw it (a click enlarges it)
                )->str:
     "An HTML card per test image with the image, its Grad-CAM, its probabilities and its file."
     learn = run.learn
@@ -109,8 +176,10 @@ def image_cards(run:Run, # a run with its learner, from `train.load_run`
     for i, p in enumerate(with_progress(predictions, 'Grad-CAM', leave=False)):
         x = model_input(dl, i)
         image = seen_image(dl, x)
-        pics = f"<img src='{data_uri(image, px)}' alt='image'>"
-        if gradcam: pics += f"<img src='{data_uri(overlay_cam(image, grad_cam(model, x, classes.index(p['predicted']), layer)), px)}' alt='Grad-CAM'>"
+        pics = f"<figure><img src='{data_uri(image, px)}' alt='image' {ENLARGE}><figcaption>as the model saw it</figcaption></figure>"
+        if gradcam:
+            cam = overlay_cam(image, grad_cam(model, x, classes.index(p['predicted']), layer))
+            pics += f"<figure><img src='{data_uri(cam, px)}' alt='Grad-CAM' {ENLARGE}><figcaption>Grad-CAM for {esc(p['predicted'])}</figcaption></figure>"
         probs = ''.join(f"<li class='{'pred' if c == p['predicted'] else ''}'>{esc(c)} {v:.3f}</li>" for c, v in p['probs'].items())
         cards.append(f"<div class=card data-true='{esc(p['label'])}' data-pred='{esc(p['predicted'])}' data-file='{esc(p['file'])}'>"
                      f"{pics}<div class=file>{esc(p['file'])}</div><div>true <b>{esc(p['label'])}</b>, predicted "
@@ -124,10 +193,17 @@ h1{margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px solid #ddd}
 .notice{background:#fff4d6;border-left:4px solid #e0a800;padding:.4rem .8rem} .verdict{font-size:1.15rem;font-weight:600}
 table{border-collapse:collapse} td,th{padding:.25rem .6rem;border:1px solid #ddd;text-align:right}
 .ci{color:#777;font-size:.85em} .config td:first-child{text-align:left;color:#555}
-.confusion td.cell{cursor:pointer;min-width:3.5rem;background:rgba(200,60,60,var(--shade))}
-.confusion td.diag{background:rgba(60,120,200,var(--shade))} .confusion td.selected{outline:3px solid #000}
+.confusion td.cell{cursor:pointer;min-width:3.5rem} .confusion td.selected,.confusion td.cell:focus{outline:3px solid #000}
+.confusion td.diag{background:rgba(60,120,200,var(--shade))}
+.confusion td.error{background:rgba(200,40,40,var(--shade));font-weight:bold;box-shadow:inset 0 0 0 2px #900}
+.legend{font-size:.9em;color:#444} .swatch{display:inline-block;width:1em;height:1em;vertical-align:middle;margin-left:.6em}
+.swatch.diag{background:rgba(60,120,200,.6)} .swatch.error{background:rgba(200,40,40,.7);box-shadow:inset 0 0 0 2px #900}
+.plots figure{display:inline-block;margin:0 1rem 1rem 0;vertical-align:top} figcaption{font-size:.85em;color:#555;max-width:640px}
 .cards{display:flex;flex-wrap:wrap;gap:.8rem} .card{border:1px solid #ccc;padding:.4rem;width:340px;font-size:.85em}
-.card img{margin-right:4px} .card ul{margin:.2rem 0;padding-left:1.2rem} .card li.pred{font-weight:bold}
+.card img{margin-right:4px;width:150px;cursor:zoom-in} .card figure{display:inline-block;margin:0 4px 0 0} .card figcaption{font-size:.8em;color:#555}
+.jet{display:inline-block;width:8em;height:.8em;vertical-align:middle;background:linear-gradient(to right,#00007f,#0000ff,#00ffff,#7fff7f,#ffff00,#ff0000,#7f0000)}
+#lightbox{position:fixed;inset:0;background:rgba(0,0,0,.8);display:flex;flex-direction:column;align-items:center;justify-content:center;z-index:9;color:#fff}
+#lightbox img{width:min(80vh,90vw);image-rendering:pixelated} #lightbox.hidden{display:none} .card ul{margin:.2rem 0;padding-left:1.2rem} .card li.pred{font-weight:bold}
 .file{font-family:monospace;word-break:break-all;color:#444} .hidden{display:none} .plots img{max-width:100%}
 """
 CELL_SCRIPT = """
@@ -141,6 +217,14 @@ function showCell(td){
   document.getElementById('selection').textContent=
     `true ${td.dataset.true}, predicted ${td.dataset.pred}: ${n} image${n==1?'':'s'}`;
 }
+function enlarge(img){
+  const box=document.getElementById('lightbox');
+  box.querySelector('img').src=img.src; box.querySelector('p').textContent=img.alt+' (click or press Escape to close)';
+  box.classList.remove('hidden');
+}
+document.addEventListener('keydown',e=>{ if(e.key==='Escape') document.getElementById('lightbox').classList.add('hidden');
+  if(e.key==='Enter' && e.target.tagName==='IMG' && e.target.onclick) enlarge(e.target); });
+function cellKey(e){ if(e.key==='Enter'||e.key===' '){ e.preventDefault(); showCell(e.target); } }
 """
 
 # %% ../nbs/04b_report.ipynb #ed0c6d2a
@@ -155,6 +239,8 @@ def _config_html(ev:dict, cfg:dict)->str:
     return '<table class=config>' + ''.join(f'<tr><td>{esc(k.replace("_", " "))}</td><td>{esc(v)}</td></tr>' for k, v in rows.items()) + '</table>'
 
 # %% ../nbs/04b_report.ipynb #5217564b
+TRUST_PLOTS = (RUN_FILES['confusion_plot'], RUN_FILES['calibrated_plot'], RUN_FILES['risk_coverage_plot']) # shown in their own sections, not under Plots
+
 def report_html(run:Run, # the run, its plots written by `evaluate.evaluate_run`
                 ev:dict, # its evaluation (`evaluation.json`)
                 cards:str # from `image_cards`
@@ -162,7 +248,7 @@ def report_html(run:Run, # the run, its plots written by `evaluate.evaluate_run`
     "The whole report page as one string."
     cfg, run_dir = run_config(run), run.dir
     plots = ''.join(f"<h3>{esc(Path(f).stem)}</h3><img src='{data_uri((run_dir/f).read_bytes())}' alt='{esc(f)}'>"
-                    for f in ev['figures'] if f != RUN_FILES['confusion_plot'] and (run_dir/f).exists())
+                    for f in ev['figures'] if f not in TRUST_PLOTS and (run_dir/f).exists())
     title = f"{cfg['recipe']['name']} · {cfg['recipe']['arch']} · {cfg['split']['kind']} split"
     return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb report: {esc(title)}</title>
 <style>{PAGE_STYLE}</style></head><body>
@@ -174,23 +260,39 @@ and of their pseudo-patients: runs of consecutive file numbers, whose images are
 <h2>Metrics, beside the colour-only baseline</h2>
 <p>The baseline is a logistic regression on a 48-bin colour histogram, fitted on the same training images. A model that
 does not clearly beat it has shown nothing beyond colour.</p>{metrics_html(ev['comparison'])}
+{trust_html(ev, run_dir)}
+{probes_html(run_dir)}
 <h2>Confusion matrix</h2><p>Click a cell to see its images.</p>{confusion_html(ev['confusion']['counts'], ev['classes'])}
-<p id=selection>No cell selected.</p><div class=cards id=cards>{cards}</div>
+<p class=legend>Grad-CAM colours: <span class=jet></span> from no weight (blue) to the most (red) for the predicted class; click a picture to enlarge it.</p>
+<p id=selection aria-live=polite>No cell selected.</p><div class=cards id=cards>{cards}</div>
 <h2>Plots</h2><div class=plots>{plots}</div>
-<script>{CELL_SCRIPT}
+{LIGHTBOX}<script>{CELL_SCRIPT}
 document.querySelectorAll('.card').forEach(c=>c.classList.add('hidden'));</script>
 </body></html>"""
+
+# %% ../nbs/04b_report.ipynb #9e8a5ea8
+def without_paths(page:str, # an HTML page
+                  folders:list # folders whose absolute paths to leave out
+                 )->str:
+    "`page` with every absolute path of `folders` (as written, resolved, and HTML-escaped) replaced by the folder's name."
+    for f in folders:
+        for form in sorted({str(f), str(Path(f).resolve()), str(Path(f).absolute())}, key=len, reverse=True):
+            if Path(form).is_absolute(): page = page.replace(esc(form), esc(Path(form).name)).replace(form, Path(form).name)
+    return page
 
 # %% ../nbs/04b_report.ipynb #9ac28176
 def write_report(run, # a run folder written by `train.train_run`, or a `run.Run`
                  data=None, # dataset folder; default: the one the run was trained on
                  gradcam:bool=True, # add a Grad-CAM to every test image
-                 overwrite:bool=False # replace an earlier report.html
+                 overwrite:bool=False, # replace an earlier report.html
+                 hide_paths:bool=False # name the run and data folders without their absolute paths, to share the page
                 )->Path:
-    "Write `report.html` into the run folder, evaluating the run first if it has no `evaluation.json`."
+    "Write `report.html` into the run folder, evaluating and probing the run first if it has not been."
     paths = RunPaths(run.dir if isinstance(run, Run) else run)
     if paths.report.exists() and not overwrite:
         raise AllNbError(f"{paths.report}: already exists; pass --overwrite to replace it")
     run = load_run(run, data)
     ev = json.loads(paths.evaluation.read_text()) if paths.evaluation.exists() else evaluate_run(run)
-    return atomic_write(paths.report, report_html(run, ev, image_cards(run, ev['predictions'], gradcam)))
+    if not paths.probes.exists(): probe_run(run)
+    page = report_html(run, ev, image_cards(run, ev['predictions'], gradcam))
+    return atomic_write(paths.report, without_paths(page, [run.dir, run.root]) if hide_paths else page)

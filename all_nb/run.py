@@ -22,6 +22,7 @@ from .core import AllNbError, RunPaths, CV_FILES, atomic_write, fold_dir, versio
 from .data import SPLIT_KINDS, load_items, make_split, kfold, fold_split, save_split, load_split
 from .augment import AUG_PRESETS
 from .models import CUSTOM_ARCHS, ScratchCNN
+from .inference import median_calibration
 
 # %% ../nbs/01c_run.ipynb #a024ff0c
 def torch_optimizer(opt, **defaults)->partial:
@@ -125,6 +126,7 @@ class Run:
     fold:int|None=None # the test fold of `n_folds`-fold cross-validation, or None for a 70/15/15 split
     n_folds:int=5 # folds of the cross-validation `fold` belongs to
     seed:int=0 # random seed for the split, the balancing and training
+    drop_empty_classes:bool=False # a class none of whose images can be read was left out (`data.load_items`)
     epochs:int=1 # epochs to train
     epochs_scale:float=1. # what the recipe's epochs were multiplied by
     size:int=224 # side of the square images fed to the model
@@ -208,7 +210,8 @@ def cv_estimate(cv_dir, # a finished `all-nb cv` folder
     if diff: raise AllNbError(f"cv={cv_dir}: trained other settings ({'; '.join(diff)}); train with the settings it measured")
     s = cv['summary']
     return dict(cv=str(cv_dir.resolve()), split=trained['split']['kind'], folds=len(cv['folds']), images=s['images'], errors=s['errors'],
-                accuracy=s['metrics']['accuracy'], colour_baseline_accuracy=s['baseline_accuracy'], folds_above_baseline=s['folds_above_baseline'])
+                accuracy=s['metrics']['accuracy'], colour_baseline_accuracy=s['baseline_accuracy'], folds_above_baseline=s['folds_above_baseline'],
+                calibration=median_calibration([f.get('calibration') for f in cv['folds']]))  # no validation split of its own: the folds' medians
 
 # %% ../nbs/01c_run.ipynb #604c5dda
 @patch(cls_method=True)
@@ -229,6 +232,7 @@ def create(cls:Run, root, # dataset folder
            pretrained:bool|None=None, # override the recipe: start from ImageNet weights?
            seed:int=0, # random seed for the split, the balancing and training
            cv:str|None=None, # with split none: the `all-nb cv` folder that estimates this recipe (its settings must match)
+           drop_empty_classes:bool=False, # leave out a class none of whose images can be read, instead of stopping
            items:pd.DataFrame|None=None, # the images of `root`, when already loaded
            **model_kwargs # passed to `models.create_model`
           )->Run:
@@ -243,8 +247,8 @@ def create(cls:Run, root, # dataset folder
     if split == 'none': _check_deployable(r, fold, cv)
     elif cv is not None: raise AllNbError(f"cv={cv}: only a run with split none takes its estimate from a cross-validation")
     if issubclass(CUSTOM_ARCHS.get(r.arch, object), ScratchCNN): model_kwargs.setdefault('size', size) # its dense layer's width depends on it
-    items = load_items(root) if items is None else items
-    run = cls(Path(out or default_run_dir(recipe, split, fold)), r, str(Path(root).resolve()), split_kind=split, fold=fold, n_folds=n_folds, seed=seed, size=size,
+    items = load_items(root, drop_empty_classes=drop_empty_classes) if items is None else items
+    run = cls(Path(out or default_run_dir(recipe, split, fold)), r, str(Path(root).resolve()), split_kind=split, fold=fold, n_folds=n_folds, seed=seed, drop_empty_classes=drop_empty_classes, size=size,
               epochs=epochs or max(1, round(r.epochs * epochs_scale)), epochs_scale=epochs_scale,
               lr_find=lr_find, weights_file=None if weights is None else str(weights), model_kwargs=model_kwargs,
               fingerprint=data_fingerprint(items), images=len(items), items=items)
@@ -272,6 +276,6 @@ def load(cls:Run, run_dir, # a run folder written by `Run.save`
     except (OSError, ValueError) as e:
         raise AllNbError(f"{run_dir}: not a run directory ({type(e).__name__} reading {paths.config.name}); train one with all-nb train") from None
     run = run_from_config(run_dir, cfg)
-    run.items = load_items(data or run.root, progress=False) if items is None else items
+    run.items = load_items(data or run.root, progress=False, drop_empty_classes=run.drop_empty_classes) if items is None else items
     run.split = load_split(paths.split, run.items)
     return run

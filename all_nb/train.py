@@ -128,6 +128,7 @@ class BestModelSaver(SaveModelCallback):
         super().before_fit()
         if self.initial_best is not None: self.best = self.initial_best
     def _save(self, name):
+        if rank_distrib(): return  # in data-parallel training the first process saves; fastai's `save` writes nothing elsewhere
         tmp = self.learn.save(f'{name}.saving', with_opt=self.with_opt)
         if tmp is not None: os.replace(tmp, self.learn.path/self.learn.model_dir/f'{name}.pth')
         self.last_saved_path = self.learn.path/self.learn.model_dir/f'{name}.pth'
@@ -197,16 +198,29 @@ def _history_epochs(run:Run)->tuple:
 def _export(learn:Learner, run:Run):
     "Write the trained model in the safe format and as fastai's pickle, atomically."
     save_safe_model(learn.model, model_meta(run.recipe.arch, learn.dls.vocab, run.size, run.model_kwargs, run.fingerprint,
-                                               run.recipe.corner_mask, run.estimate), run.dir)
+                                               run.recipe.corner_mask, run.estimate, (run.estimate or {}).get('calibration')), run.dir)
     learn.export(run.paths.export.name + '.saving')
     os.replace(run.dir/(run.paths.export.name + '.saving'), run.paths.export)
 
 # %% ../nbs/02_train.ipynb #b1ccbbbd
+def _broadcast_on_cpu(self, t, rank):
+    "fastai's `DistributedDL._broadcast` for CPU processes: gloo broadcasts CPU tensors (fastai's moves them to CUDA, for nccl)."
+    t = torch.tensor(t, dtype=torch.long)
+    torch.distributed.broadcast(t, rank)
+    return t.tolist()
+
 def _parallel(learn:Learner):
-    "fastai's `distrib_ctx` when launched as several processes (`accelerate launch`), else nothing."
+    "fastai's `distrib_ctx` when launched as several processes (`accelerate launch`), else nothing; on CPUs too."
     if num_distrib() <= 1: return contextlib.nullcontext()
     import fastai.distributed  # needs `accelerate`; adds `Learner.distrib_ctx`
-    return learn.distrib_ctx()
+    if torch.cuda.is_available(): return learn.distrib_ctx()
+    fastai.distributed.DistributedDL._broadcast = _broadcast_on_cpu  # fastai's own assumes CUDA
+    return learn.distrib_ctx(cpu=True)  # told, Accelerate wraps the model for gloo; untold, it leaves it as it is
+
+def _single_process():
+    "After data-parallel training: leave the process group, so that the first process scores, exports and reports alone."
+    if torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+    os.environ['WORLD_SIZE'] = '1'  # fastai gathers every prediction across processes while WORLD_SIZE says there are several
 
 def _score(learn:Learner, dl)->dict:
     "Loss and metrics of `learn` on `dl`, by name."
@@ -223,6 +237,7 @@ def _fit_and_finish(learn:Learner, run:Run, start_epoch:int=0, best:float|None=N
     start = time.time()
     try:
         with _parallel(learn): fit_recipe(learn, run.recipe, run.epochs, run.lr, start_epoch, best)
+        if num_distrib() > 1: _single_process()
     except KeyboardInterrupt:
         run.status, run.epochs_run = 'interrupted', _history_epochs(run)[0]
         if first: run.save()
@@ -278,7 +293,8 @@ def train_run(root, # dataset folder
     ensure_writable_dir(run.dir, [RUN_FILES[k] for k in ('config', 'checkpoint', 'metrics')], overwrite or rank_distrib() > 0)
     set_seed(run.seed, reproducible=True)
     learn = run_learner(run, for_training=True, cbs=cbs)
-    run.training_items, run.device, run.precision = len(learn.dls.train.dataset), str(learn.dls.device), precision(learn)
+    run.training_items, run.precision = len(learn.dls.train.dataset), precision(learn)
+    run.device = str(learn.dls.device) + (f' x {num_distrib()} processes' if num_distrib() > 1 else '')
     run.weights, run.pretrained = learn.model.weights_source, learn.model.pretrained
     _fit_and_finish(learn, run)
     return run

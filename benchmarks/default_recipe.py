@@ -17,6 +17,38 @@ TARGETS = dict(block='every fold at least 0.995 and above its colour baseline', 
 
 def ci(s:list)->str: return f"{s[0]:.4f} [{s[1]:.4f}, {s[2]:.4f}]" if s[1] is not None else f"{s[0]:.4f}"
 
+TRUST = (('calibration error (debiased) before temperature scaling', 'calibration error before'), ('calibration error (debiased) after temperature scaling', 'after'),
+         ('sensitivity at specificity 0.95', 'sensitivity at specificity 0.95'), ('sensitivity at specificity 0.99', 'at 0.99'),
+         ('specificity at sensitivity 0.99', 'specificity at sensitivity 0.99'),
+         ('sensitivity at the saved threshold', 'saved threshold: sensitivity'), ('specificity at the saved threshold', 'specificity'),
+         ('accuracy 100% answered', 'accuracy, all answered'), ('accuracy 95% answered', '95% answered'), ('accuracy 90% answered', '90% answered'),
+         ('share answered at the saved minimum confidence', 'saved minimum confidence: answered'), ('accuracy at the saved minimum confidence', 'their accuracy'))
+
+def trust_lines(cv:dict)->list:
+    "Calibration, operating point, abstention per fold, and what two fold models gain over one: markdown lines."
+    folds = [f for f in cv['folds'] if 'trust' in f]
+    if not folds: return []
+    lines = ["Can a single prediction be trusted? Each fold model fitted its temperature, its benign/malignant threshold (for "
+             "sensitivity 0.99) and its minimum confidence (for at most 1% errors among the answered images) on its own validation "
+             "fold; the figures are on its test fold, with 95% intervals that resample pseudo-patients. The calibration error is "
+             "the debiased L2 estimator of Kumar et al. (2019).", "",
+             "| fold | temperature | " + ' | '.join(name for _, name in TRUST) + " |", "|---|---|" + "---|" * len(TRUST)]
+    for f in folds:
+        cells = [ci(f['trust'][k]) if f['trust'].get(k, [None])[0] is not None else 'n/a' for k, _ in TRUST]
+        lines.append(f"| {f['fold']} | {f['calibration']['temperature']:.2f} | " + ' | '.join(cells) + " |")
+    g = cv.get('ensemble')
+    if g:
+        lines += ["", f"Two models against one, on the {g['images']} images, each by two fold models that did not train on it (model k, "
+                  "whose test image it is, and model k-1, whose validation image it is; model k-1 kept its best epoch by its loss on "
+                  "these images, which can only flatter the pair a little):", "",
+                  "| models | accuracy | errors | calibration error (debiased) |", "|---|---|---|---|",
+                  f"| model k alone | {ci(g['one']['accuracy'])} | {g['one']['errors']} | {ci(g['one']['calibration_error'])} |",
+                  f"| mean of models k and k-1 | {ci(g['pair']['accuracy'])} | {g['pair']['errors']} | {ci(g['pair']['calibration_error'])} |",
+                  "", f"Gain in accuracy: {ci(g['gain'])}. The two agree on {g['agreement']:.1%} of the images; where they agree the mean "
+                  f"is right {g['accuracy_when_agreeing']:.1%} of the time" + ("" if g['accuracy_when_disagreeing'] is None else
+                  f", where they disagree {g['accuracy_when_disagreeing']:.1%}") + "."]
+    return lines
+
 def markdown(res:dict)->str:
     "The results page: the summary per split, then every fold, then the pooled confusion matrix."
     from all_nb.benchmark import cv_table, markdown_table
@@ -43,7 +75,7 @@ def markdown(res:dict)->str:
         lines += ["", "Pooled out-of-fold confusion matrix (rows: true class, columns: predicted):", "",
                   "| true \\ predicted | " + ' | '.join(classes) + " |", "|---|" + "---|" * len(classes)]
         lines += [f"| {c} | " + ' | '.join(str(n) for n in row) + " |" for c, row in zip(classes, cv['confusion'])]
-        lines.append("")
+        lines += ["", *trust_lines(cv), ""]
     return '\n'.join(lines)
 
 def main():

@@ -1,7 +1,7 @@
 "`all-nb predict` and the run life cycle from the command line: model files, bad input, Ctrl-C and --resume."
 import json, shutil, signal, subprocess, time
 from pathlib import Path
-import pandas as pd
+import numpy as np, pandas as pd
 import pytest
 from PIL import Image
 from conftest import SAMPLE, CLI, run_cli
@@ -34,7 +34,8 @@ def test_predict_folder_with_bad_files(run_dir, tmp_path):
     assert p.returncode == 0, p.stderr
     preds, skipped = pd.read_csv(out), pd.read_csv(out.parent/'preds.skipped.csv')
     assert len(preds) == 12 + 1 + 1 and 'huge.png' in ' '.join(preds.file)
-    assert list(preds.columns) == ['file', 'predicted', 'confidence', 'prob_Benign', 'prob_Early', 'prob_Pre', 'prob_Pro']
+    assert list(preds.columns) == ['file', 'predicted', 'confidence', 'refer', 'refer_reason', 'call', 'p_malignant',
+                                   'prob_Benign', 'prob_Early', 'prob_Pre', 'prob_Pro']
     assert (preds.filter(like='prob_').sum(axis=1) - 1).abs().max() < 1e-4
     assert sorted(Path(f).name for f in skipped.file) == ['bomb.png', 'notes.jpg', 'truncated.jpg', 'zero.jpg']
     assert '14 images classified' in p.stdout and '4 skipped' in p.stdout
@@ -71,6 +72,29 @@ def test_predict_bad_input(run_dir, tmp_path):
     (other/'model.safetensors').write_bytes(b'\0' * 100)
     (other/'model.json').write_text(json.dumps(meta))
     assert 'corrupt weights file' in err(other, SAMPLE, '--out', tmp_path/'h.csv')
+
+def test_predict_applies_the_calibration_fitted_on_validation(run_dir, tmp_path):
+    cal = json.loads((run_dir/'model.json').read_text())['calibration']  # all-nb train evaluated the run, which fitted it
+    assert cal['images'] == len(json.loads((run_dir/'split.json').read_text())['valid']['index']) and cal['temperature'] > 0
+    p = run_cli('predict', run_dir, SAMPLE, '--out', tmp_path/'cal.csv')
+    assert p.returncode == 0 and 'referred to a person' in p.stdout and 'benign/malignant call' in p.stdout, p.stderr
+    preds = pd.read_csv(tmp_path/'cal.csv', keep_default_na=False)
+    assert (preds.refer == (preds.confidence < cal['min_confidence'])).all()
+    assert (preds.call == np.where(1 - preds.prob_Benign >= cal['threshold'], 'malignant', 'benign')).all()
+    # the same weights without the calibration: other probabilities, the same classes, and the temperature maps one onto the other
+    raw_dir = tmp_path/'raw'; raw_dir.mkdir()
+    shutil.copy(run_dir/'model.safetensors', raw_dir)
+    (raw_dir/'model.json').write_text(json.dumps({k: v for k, v in json.loads((run_dir/'model.json').read_text()).items() if k != 'calibration'}))
+    p = run_cli('predict', raw_dir, SAMPLE, '--out', tmp_path/'raw.csv')
+    assert p.returncode == 0 and 'no calibration in model.json' in p.stdout and 'referred to a person: none' in p.stdout, p.stderr
+    raw = pd.read_csv(tmp_path/'raw.csv')
+    from all_nb.trust import temper
+    assert (raw.predicted == preds.predicted).all()
+    assert np.abs(temper(raw.filter(like='prob_').to_numpy(), cal['temperature']) - preds.filter(like='prob_').to_numpy()).max() < .02
+    everyone = run_cli('predict', run_dir, SAMPLE, '--min-confidence', 1, '--out', tmp_path/'all.csv')
+    assert everyone.returncode == 0 and pd.read_csv(tmp_path/'all.csv').refer.all()
+    bad = run_cli('predict', run_dir, SAMPLE, '--min-confidence', 1.5, '--out', tmp_path/'bad.csv')
+    assert bad.returncode == 2 and bad.stderr.strip() == 'all-nb predict: error: --min-confidence 1.5: must be from 0 to 1' and not (tmp_path/'bad.csv').exists()
 
 def test_trusted_pickle_predicts_like_the_safe_model(run_dir, tmp_path):
     safe = run_cli('predict', run_dir, SAMPLE/'Pro', '--out', tmp_path/'safe.csv')
@@ -115,7 +139,10 @@ def test_a_class_with_no_readable_image_is_an_error(run_dir, tmp_path):
     (data/'Pro/b.jpg').write_text('text renamed .jpg')
     p = run_cli('train', data, '--arch', 'custom_cnn', '--from-scratch', '--size', 64, '--epochs', 1, '--out', tmp_path/'run')
     assert p.returncode == 2 and 'class Pro has no readable image (2 unreadable: Pro/a.jpg' in p.stderr, p.stderr
-    assert p.stderr.count('\n') == 1 and not (tmp_path/'run').exists(), p.stderr
+    assert p.stderr.count('\n') == 1 and not (tmp_path/'run').exists() and 'or pass --drop-empty-classes' in p.stderr, p.stderr
+    p = run_cli('train', data, '--arch', 'custom_cnn', '--from-scratch', '--size', 64, '--epochs', 1, '--drop-empty-classes', '--out', tmp_path/'three')
+    assert p.returncode == 0 and 'class Pro has no readable image' in p.stderr and 'left out, as asked' in p.stderr, p.stderr
+    assert json.loads((tmp_path/'three/model.json').read_text())['classes'] == ['Benign', 'Early', 'Pre']
     p = run_cli('audit', data, '--out', tmp_path/'audit')
     assert p.returncode == 0 and 'warning: Pro has no readable image' in p.stdout, p.stdout
     p = run_cli('predict', run_dir, data/'Pro', '--out', tmp_path/'pro.csv')
@@ -126,3 +153,12 @@ def test_a_class_with_no_readable_image_is_an_error(run_dir, tmp_path):
     assert p.returncode == 2 and p.stderr.splitlines()[0] == ('all-nb train: warning: skipped 2 unreadable file(s): Pro/a.jpg: empty '
                                                               'file (0 bytes); Pro/b.jpg: not an image (unrecognised content)'), p.stderr
     assert p.stderr.count('\n') == 2 and 'fold' in p.stderr.splitlines()[1]  # the warning once, as one line without source code
+
+def test_report_to_share_leaves_out_absolute_paths(run_dir, tmp_path):
+    shared = tmp_path/'shared'
+    shutil.copytree(run_dir, shared)
+    p = run_cli('report', shared, '--overwrite', '--hide-paths', '--no-gradcam')
+    assert p.returncode == 0, p.stderr
+    page = (shared/'report.html').read_text()
+    assert str(shared.resolve()) not in page and str(SAMPLE.resolve()) not in page and str(tmp_path) not in page
+    assert shared.name in page and 'Is it reading the cell?' in page

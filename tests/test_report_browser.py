@@ -31,9 +31,17 @@ def test_off_diagonal_cell_shows_exactly_its_images(report):
             assert shown == expected
             assert page.locator('.card:visible img[alt="Grad-CAM"]').count() == len(expected)
             assert f'{len(expected)} image' in page.inner_text('#selection')
-            for section in ('Run', 'Metrics, beside the colour-only baseline', 'Confusion matrix', 'Plots'):
+            page.click('.card:visible img[alt="Grad-CAM"] >> nth=0')  # a picture enlarges, with the colour scale explained on the page
+            assert page.locator('#lightbox').is_visible() and 'Grad-CAM' in page.inner_text('#lightbox')
+            page.keyboard.press('Escape')
+            assert not page.locator('#lightbox').is_visible() and 'Grad-CAM colours' in page.inner_text('body')
+            assert page.locator('.card:visible figcaption', has_text='Grad-CAM for').count() == len(expected)
+            for section in ('Run', 'Metrics, beside the colour-only baseline', 'Can I trust a single prediction?', 'Is it reading the cell?', 'Confusion matrix', 'Plots'):
                 assert page.locator('h2', has_text=section).count() == 1
             assert page.locator('.plots img').count() >= 3
+            trust = page.inner_text('table.metrics >> nth=1')
+            assert 'at the saved threshold' in trust and '95% answered' in trust and 'after temperature scaling' in trust
+            assert page.locator('figcaption', has_text='Risk against coverage').count() == 1 and 'mistake' in page.inner_text('.legend')
             # what it means comes first: the notice, the verdict against the colour baseline, metric names in words
             assert 'not a medical device' in page.inner_text('.notice') and 'colour-only baseline' in page.inner_text('.verdict')
             metrics = page.inner_text('table.metrics')
@@ -65,8 +73,12 @@ def test_cv_report_cells_show_their_images_and_link_the_folds(cv_report):
             page = browser.new_page(viewport={'width': 1300, 'height': 1000})
             page.goto((cv_report/'report.html').as_uri())
             assert page.locator('.card:visible').count() == 0
-            page.click(f"td.cell[data-true='{true}'][data-pred='{pred}']")
+            page.focus(f"td.cell[data-true='{true}'][data-pred='{pred}']")  # reached from the keyboard, opened with Enter
+            page.keyboard.press('Enter')
             assert sorted(page.locator('.card:visible').evaluate_all('cs => cs.map(c => c.dataset.file)')) == expected
+            assert page.locator('h2', has_text='Two models against one').count() == 1 and 'model k-1' in page.content()
+            for section in ('Is it reading the cell?', 'Likely label errors'): assert page.locator('h2', has_text=section).count() == 1
+            assert page.locator('img.map').count() == 1 and 'images flagged' in page.content() and 'hidden</th>' in page.content()
             assert page.locator('.card:visible img').count() == len(expected)  # every mistake with its picture
             (ROOT/'tests/artifacts').mkdir(exist_ok=True)
             page.screenshot(path=str(ROOT/'tests/artifacts/cv-report.png'), full_page=True)
