@@ -14,7 +14,6 @@ from pathlib import Path
 from fastcore.meta import delegates
 from fastcore.script import anno_parser
 from fastai.torch_core import rank_distrib
-from .launch import quick
 from .core import AllNbError, RunPaths, ensure_writable_dir, atomic_write, printable
 from .data import AUDIT_FILES, audit, write_audit, summary_text, bundled_sample
 from .models import create_model
@@ -234,9 +233,8 @@ def _call(func, args:dict):
 
 def main(argv:list|None=None # arguments after `all-nb`; default: the command line
         )->int:
-    "Run an `all-nb` subcommand; input errors print one line and exit with status 2."
+    "Run one `all-nb` command (`launch.main` answers help, the version and typos before); input errors print one line and exit with status 2."
     argv = sys.argv[1:] if argv is None else list(argv)
-    if (status := quick(argv)) is not None: return status  # help, version, an unknown command
     name, rest = argv[0], argv[1:]
     func = COMMANDS[name]
     warnings.showwarning = lambda message, *_, **__: print(printable(f"all-nb {name}: warning: {message}"), file=sys.stderr)

@@ -18,6 +18,7 @@ from .run import Run
 from .inference import InferenceModel, load_model, prepare_image, predict_files
 from .loaders import mask_corners
 from .interpret import cam_layer, eval_mode, grad_cam, overlay_cam
+from .evaluate import json_records
 
 # %% auto #0
 __all__ = ['CELL_FLOOR', 'CELL_CAP', 'CORNER_PROBE', 'PROBES', 'NO_CHANGE', 'stain', 'otsu_threshold', 'cell_mask',
@@ -334,7 +335,7 @@ def probe_run(run, # a run folder written by `train.train_run`, or a `run.Run`
               items:pd.DataFrame|None=None, # its images, when already loaded
               progress:bool=False # show progress bars
              )->dict:
-    "Probe a run's model on its test images; write `probes.json`, `probes.png` and `cams.png` into the run folder and return the JSON."
+    "Probe a run's model on its test images; write `probes.json`, `probes.png` and (when there is any heat) `cams.png` into the run folder; return the JSON."
     run = run if isinstance(run, Run) and run.items is not None else Run.load(getattr(run, 'dir', run), items=items)
     if not run.split['test']: raise AllNbError(f"{run.dir}: trained on every image (split none), so it has no test image to probe")
     m, test = load_model(run.dir), run.items.iloc[run.split['test']]
@@ -343,10 +344,11 @@ def probe_run(run, # a run folder written by `train.train_run`, or a `run.Run`
     summary = cam_summary(cams)
     shown = test.groupby('label').head(1)
     save_figure(show_probes(m, shown.path.tolist(), shown.label.tolist()), run.paths.probes_plot)
-    save_figure(show_cams(m, cams), run.paths.cams_plot)
+    if cams.cam_on_cell.notna().any(): save_figure(show_cams(m, cams), run.paths.cams_plot)
+    else: run.paths.cams_plot.unlink(missing_ok=True)  # a barely trained model can have no heat at all: no picture, not an old one
     out = dict(images=len(test), chance=table.attrs['chance'], corner_mask=m.corner_mask,
-               probes=table.astype(object).where(table.notna(), None).to_dict('records'),
-               cam=dict(summary=summary.reset_index().astype(object).where(summary.reset_index().notna(), None).to_dict('records'),
-                        sentence=cam_sentence(cams), least=cams.nsmallest(5, 'cam_on_cell')[['file', 'cam_on_cell']].to_dict('records')))
+               probes=json_records(table),
+               cam=dict(summary=json_records(summary.reset_index()),
+                        sentence=cam_sentence(cams), least=json_records(cams.nsmallest(5, 'cam_on_cell')[['file', 'cam_on_cell']])))
     atomic_write(run.paths.probes, json.dumps(out, indent=1, allow_nan=False, default=str))
     return out

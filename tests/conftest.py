@@ -1,4 +1,4 @@
-import os, shutil, subprocess, sys
+import os, shutil, signal, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -26,6 +26,12 @@ def trained_run(tmp_path_factory):
 def run_copy(trained_run, tmp_path_factory):
     "A copy of the session's tiny run that this test module may write into."
     return Path(shutil.copytree(trained_run, tmp_path_factory.mktemp('copy')/'run'))
+
+def start_cli(*args):
+    """Start the `all-nb` console script in the background, Ctrl-C enabled even where this test run was started with it ignored
+    (a background job of a script inherits SIGINT ignored, and Python then never raises KeyboardInterrupt)."""
+    return subprocess.Popen([str(CLI), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 def run_cli(*args, cwd=None):
     "Run the installed `all-nb` console script; return the completed process."

@@ -1,15 +1,14 @@
 "`all-nb cv` end to end on the sample: Ctrl-C in the middle of a fold, the same command again to finish, every image tested once; then a model to deploy that carries the CV's estimate."
-import json, signal, subprocess, time
+import json, signal, time
 import numpy as np, pandas as pd
-from conftest import SAMPLE, CLI, run_cli
+from conftest import SAMPLE, run_cli, start_cli
 
 TINY = ['--arch', 'custom_cnn', '--from-scratch', '--size', 64, '--lr', 1e-3, '--epochs', 3, '--split', 'block',
         '--folds', 3, '--no-gradcam', '--n-boot', 100]
 
 def test_cv_interrupted_and_resumed(tmp_path):
     out = tmp_path/'cv'
-    args = [str(CLI), 'cv', str(SAMPLE), *map(str, TINY), '--out', str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli('cv', SAMPLE, *TINY, '--out', out)
     deadline = time.time() + 300
     while not (out/'fold1/model.pth').exists() and proc.poll() is None and time.time() < deadline: time.sleep(0.1)
     proc.send_signal(signal.SIGINT)

@@ -1,10 +1,10 @@
 "`all-nb predict` and the run life cycle from the command line: model files, bad input, Ctrl-C and --resume."
-import json, shutil, signal, subprocess, time
+import json, shutil, signal, time
 from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 from PIL import Image
-from conftest import SAMPLE, CLI, run_cli
+from conftest import SAMPLE, run_cli, start_cli
 
 TINY = ['--recipe', 'effnet-b3', '--arch', 'custom_cnn', '--size', 64, '--lr', 1e-3, '--from-scratch']
 
@@ -105,8 +105,7 @@ def test_trusted_pickle_predicts_like_the_safe_model(run_dir, tmp_path):
 
 def test_ctrl_c_keeps_the_best_model_and_resume_finishes(tmp_path):
     out = tmp_path/'run'
-    proc = subprocess.Popen([str(CLI), 'train', str(SAMPLE), *map(str, TINY), '--epochs', '8', '--out', str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli('train', SAMPLE, *TINY, '--epochs', 8, '--out', out)
     deadline = time.time() + 300
     while not (out/'model.pth').exists() and proc.poll() is None and time.time() < deadline: time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
