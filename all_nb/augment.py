@@ -13,7 +13,7 @@ from fastai.vision.all import DihedralItem, TensorImage, RandTransform, AffineCo
 from .core import AllNbError
 
 # %% auto #0
-__all__ = ['AUG_PRESETS', 'GaussianNoise', 'ScaleBrightness', 'keras_affine_mat', 'aug_tfms']
+__all__ = ['AUG_PRESETS', 'GaussianNoise', 'ScaleBrightness', 'keras_affine_mat', 'aug_tfms', 'dihedral_views']
 
 # %% ../nbs/00a_augment.ipynb #d123731c
 class GaussianNoise(RandTransform):
@@ -65,3 +65,9 @@ def aug_tfms(preset:str # one of `AUG_PRESETS`
     if preset == 'fastai': return [], aug_transforms(flip_vert=True)
     if preset == 'mobilenet-m': return [DihedralItem(p=1.)], [AffineCoordTfm(aff_fs=keras_affine_mat), ScaleBrightness(.4, .8), GaussianNoise((3., 9.))]
     return [], []
+
+# %% ../nbs/00a_augment.ipynb #aae644c0
+def dihedral_views(x:torch.Tensor # a batch of images, (n, c, h, w)
+                  )->list:
+    "The eight flips and quarter turns of every image in `x`: the batch itself first, then the other seven."
+    return [torch.rot90(v, k, (-2, -1)) for v in (x, x.flip(-1)) for k in range(4)]

@@ -11,13 +11,14 @@ __all__ = ['FOLD_METRICS', 'PER_IMAGE', 'TRUST_COLUMNS', 'evaluation_scores', 't
 
 # %% ../nbs/04c_cv.ipynb #94edab00
 import inspect, json, time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np, pandas as pd
 from fastcore.meta import delegates
 from .core import AllNbError, CV_FILES, RUN_FILES, RunPaths, atomic_write, fold_dir, versions
 from .data import load_items, load_rgb, pseudo_patients
-from .run import Run
+from .run import PREDICTION_SETTINGS, Recipe, Run
 from .train import RunInterrupted, train_run, resume_run, load_run
 from .evaluate import evaluate_run, confusion_matrices, resampling_weights, trust_table, json_records
 from .trust import temper, debiased_calibration_error
@@ -44,21 +45,24 @@ def trust_scores(records:list # `evaluation.json`'s `trust` records
 # %% ../nbs/04c_cv.ipynb #b8b78154
 PER_IMAGE = ('test_index', 'predictions', 'valid_index', 'valid_predictions') # kept in each fold's result.json, not in cv.json
 
-def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds:int, n_boot:int, gradcam:bool, cbs=None)->dict:
+def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds:int, n_boot:int, gradcam:bool, cbs=None, recipe:Recipe|None=None)->dict:
     "Train (or resume) one fold, evaluate it and write its report; its scores and probabilities, kept in `result.json`."
     paths = RunPaths(fold_dir(out, fold))
     earlier = json.loads(paths.result.read_text()) if paths.result.is_file() else {}
-    if 'calibration' in earlier and 'probes' in earlier: return earlier
-    if 'calibration' in earlier:  # scored before the shortcut probes: probe it, and write its report again with them
+    cfg = json.loads(paths.config.read_text()) if paths.config.is_file() else {}
+    status = cfg.get('status')
+    retest = status == 'finished' and recipe is not None and cfg['recipe'].get('tta', False) != recipe.tta  # only how it predicts changed
+    if 'calibration' in earlier and 'probes' in earlier and not retest: return earlier
+    if 'calibration' in earlier and not retest:  # scored before the shortcut probes: probe it, and write its report again with them
         result = dict(earlier, probes=probe_run(paths.dir, items=items))
         write_report(paths.dir, gradcam=gradcam, overwrite=True)
         atomic_write(paths.result, json.dumps(result, indent=1))
         return result
     start = time.time()  # an older score is made again, without training
-    status = json.loads(paths.config.read_text()).get('status') if paths.config.is_file() else None
     if status == 'finished': run = load_run(paths.dir, items=items)
     elif status == 'interrupted' and paths.checkpoint.is_file(): run = resume_run(paths.dir, items=items)
     else: run = train_run(root, out=paths.dir, fold=fold, n_folds=folds, overwrite=True, items=items, cbs=cbs, **settings)
+    if retest: run.recipe = replace(run.recipe, tta=recipe.tta); run.save()  # the trained model, scored again as it will now predict
     ev = evaluate_run(run, n_boot=n_boot, robustness=False, overwrite=True)
     write_report(run, gradcam=gradcam, overwrite=True)  # it probes the run too
     result = dict(fold=fold, images=ev['test_images'], errors=sum(p['label'] != p['predicted'] for p in ev['predictions']),
@@ -339,7 +343,8 @@ def cross_validate(root, # dataset folder
     if summary_file.exists() and not overwrite:
         earlier = json.loads(summary_file.read_text())['settings']
         defaults = {k: p.default for k, p in inspect.signature(Run.create).parameters.items()}  # a setting added since, at its default, changes nothing
-        if {k: v for k, v in saved.items() if k in earlier or v != defaults.get(k)} != earlier: raise AllNbError(f"{out}: holds a cross-validation with other settings ({earlier}); choose another --out, or pass --overwrite")
+        compared = lambda st: {k: v for k, v in st.items() if k not in PREDICTION_SETTINGS}  # the folds score their trained models again for these
+        if compared({k: v for k, v in saved.items() if k in earlier or v != defaults.get(k)}) != compared(earlier): raise AllNbError(f"{out}: holds a cross-validation with other settings ({earlier}); choose another --out, or pass --overwrite")
     elif overwrite:
         for k in range(folds): RunPaths(fold_dir(out, k)).result.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -347,7 +352,7 @@ def cross_validate(root, # dataset folder
     results, start = [], time.time()
     for k in range(folds):
         t = time.time()
-        try: results.append(_run_fold(root, out, k, settings, items, folds, n_boot, gradcam, cbs))
+        try: results.append(_run_fold(root, out, k, settings, items, folds, n_boot, gradcam, cbs, recipe=first.recipe))
         except RunInterrupted as e:
             raise RunInterrupted(f"{out}: interrupted in fold {k} ({str(e).split(': ', 1)[1].split(';')[0]}); the folds done are kept: "
                                  "run the same command again to carry on") from None

@@ -16,14 +16,14 @@ from sklearn.metrics import roc_curve
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from fastcore.basics import store_attr
-from fastai.vision.all import Learner, Transform, TensorImage
+from fastai.vision.all import Callback, Learner, Transform, TensorImage
 from fastai.vision.augment import rgb2hsv, hsv2rgb
 from .core import AllNbError, RUN_FILES, RunPaths, atomic_write, save_figure, weight_rows
 from .data import CLASSES, CLASS_COLOURS, load_rgb, kfold, fold_split, pseudo_patients, present_classes
-from .augment import GaussianNoise
+from .augment import GaussianNoise, dihedral_views
 from .run import Run, run_config
 from .train import load_run
-from .inference import save_calibration
+from .inference import update_model_card
 from .trust import fit_calibration, temper, trust_arrays, trust_support, risk_coverage, plot_risk_coverage
 
 # %% auto #0
@@ -31,9 +31,10 @@ __all__ = ['SUMMARY_SCOPES', 'MIN_IMAGES', 'MIN_CLUSTERS', 'SWEEPS', 'LEVEL_UNIT
            'confusion_matrices', 'class_metrics', 'overall_metrics', 'auc_ovr', 'calibration_error', 'reliability_bins',
            'bootstrap_weights', 'cluster_bootstrap_weights', 'binary_arrays', 'metric_arrays', 'resampling_weights',
            'interval_rows', 'metric_table', 'ci_table', 'row_normalise', 'plot_confusion', 'roc_points', 'plot_roc',
-           'plot_reliability', 'predictions', 'evaluate', 'training_history', 'plot_training', 'colour_histogram',
-           'colour_features', 'colour_baseline', 'colour_cv', 'side_by_side', 'ColourShift', 'perturbation',
-           'perturbed_dl', 'robustness_sweep', 'plot_robustness', 'trust_table', 'json_records', 'evaluate_run']
+           'plot_reliability', 'DihedralView', 'predictions', 'evaluate', 'training_history', 'plot_training',
+           'colour_histogram', 'colour_features', 'colour_baseline', 'colour_cv', 'side_by_side', 'ColourShift',
+           'perturbation', 'perturbed_dl', 'robustness_sweep', 'plot_robustness', 'trust_table', 'json_records',
+           'evaluate_run']
 
 # %% ../nbs/03_evaluate.ipynb #843f22d1
 def confusion_matrices(y_true, # true class index of each image, shape (n,)
@@ -320,21 +321,27 @@ def plot_reliability(bins:pd.DataFrame, # from `reliability_bins`
     return fig
 
 # %% ../nbs/03_evaluate.ipynb #b5877d84
+class DihedralView(Callback):
+    "Show the model view `k` of `augment.dihedral_views` of every batch: a flip and quarter turn, exact, no interpolation."
+    order = 100  # after the batch transforms: the corner mask and the normalisation, which a turn does not change
+    def __init__(self, k:int): self.k = k
+    def before_batch(self): self.learn.xb = (dihedral_views(self.xb[0])[self.k],)
+
 def predictions(learn:Learner, # a trained learner
                 dl=None, # DataLoader to predict; default: the test set `learn.dls[2]`
-                tta:bool=False # average over test-time augmentations (`learn.tta`)
+                tta:bool=False # average the probabilities over each image's 8 flips and quarter turns
                )->tuple:
     "`(y_true, probs)` of `learn` on `dl` as NumPy arrays: class indices and float64 probabilities."
     dl = learn.dls[2] if dl is None else dl
-    with learn.no_bar(): probs, y = learn.tta(dl=dl) if tta else learn.get_preds(dl=dl)
-    return y.numpy().astype(int), probs.double().numpy()
+    with learn.no_bar(): runs = [learn.get_preds(dl=dl, cbs=[DihedralView(k)] if k else None) for k in range(8 if tta else 1)]
+    return runs[0][1].numpy().astype(int), torch.stack([probs for probs, _ in runs]).double().mean(0).numpy()
 
 # %% ../nbs/03_evaluate.ipynb #fb2ccf67
 def evaluate(source, # a run folder, a `run.Run`, or a `Learner`
              dl=None, # DataLoader to evaluate on; default: the test set `dls[2]`
              data=None, # dataset folder for a run directory; default: the one it was trained on
              n_boot:int=1000, # bootstrap resamples
-             tta:bool=False, # test-time augmentation
+             tta:bool=False, # average each image's 8 flips and quarter turns
              seed:int=0 # random seed of the resampling
             )->pd.DataFrame:
     "The `metric_table` of a run or learner on its test set (or `dl`): every metric, per class and averaged, with intervals."
@@ -541,7 +548,7 @@ def _prediction_records(run:Run, part:str, y:np.ndarray, probs:np.ndarray)->list
 def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run`
                  data=None, # dataset folder; default: the one the run was trained on
                  n_boot:int=1000, # bootstrap resamples
-                 tta:bool=False, # test-time augmentation for the model's predictions
+                 tta:bool|None=None, # average each test image's 8 flips and quarter turns; default: as the recipe predicts
                  seed:int=0, # random seed of the resampling and the noise
                  robustness:bool=True, # run the perturbation sweeps (one pass over the test set per level)
                  overwrite:bool=False # replace an earlier evaluation
@@ -552,18 +559,19 @@ def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run
     if earlier and not overwrite: raise AllNbError(f"{paths.dir/earlier[0]}: an earlier evaluation is there; pass --overwrite to replace it")
     run = load_run(run, data)
     if not run.split['test']: raise AllNbError(f"{run.dir}: trained on every image (split none), so it has no test image to evaluate; its estimate is in {run.paths.model_card.name}")
-    learn, cfg = run.learn, run_config(run)
+    learn, cfg, served = run.learn, run_config(run), run.recipe.tta  # `served`: how `predict` will use the model
+    tta = served if tta is None else tta
     classes = list(learn.dls.vocab)
     y, probs = predictions(learn, tta=tta)
     model = metric_table(y, probs, classes, n_boot, seed)
     clusters = pseudo_patients(run.items)[run.split['test']]
     by_patient = metric_table(y, probs, classes, n_boot, seed, clusters=clusters)
-    y_valid, p_valid = predictions(learn, learn.dls[1])
+    y_valid, p_valid = predictions(learn, learn.dls[1], tta=served)
     calibration = fit_calibration(y_valid, p_valid, classes)
-    save_calibration(run.dir, calibration)
-    plain = predictions(learn)[1] if tta else probs  # calibration and its figures concern `predict`'s output, which has no TTA
-    calibrated = temper(plain, calibration['temperature'])
-    trust, rc = trust_table(y, plain, classes, calibration, n_boot, seed, clusters=clusters), risk_coverage(y, calibrated)
+    update_model_card(run.dir, calibration=calibration, tta=served)
+    as_served = probs if tta == served else predictions(learn, tta=served)[1]  # calibration and its figures concern `predict`'s output
+    calibrated = temper(as_served, calibration['temperature'])
+    trust, rc = trust_table(y, as_served, classes, calibration, n_boot, seed, clusters=clusters), risk_coverage(y, calibrated)
     baseline = metric_table(*colour_baseline(run.items, run.split)['test'], classes, n_boot, seed)
     counts = confusion_matrices(y, probs.argmax(1), len(classes))[0]
     bins, history = reliability_bins(y, probs), training_history(run.dir)

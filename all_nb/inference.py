@@ -17,13 +17,14 @@ from safetensors.torch import save_file, load_file
 
 from .core import AllNbError, CV_FILES, RunPaths, atomic_write, fold_dir, half_precision, versions, with_progress
 from .data import CLASSES, IMAGE_EXTS, read_image
+from .augment import dihedral_views
 from .loaders import image_size, mask_corners, MaskCorners
 from .models import create_model, arch_stats, check_model_kwargs, state_problems
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'DECISION_COLUMNS', 'model_meta', 'save_safe_model', 'InferenceModel', 'load_safe_model',
-           'save_calibration', 'load_model', 'collect_images', 'prepare_image', 'predict_files', 'penultimate_features',
-           'decide', 'model_paths', 'load_models', 'median_calibration', 'predict_ensemble']
+           'update_model_card', 'load_model', 'collect_images', 'prepare_image', 'predict_files',
+           'penultimate_features', 'decide', 'model_paths', 'load_models', 'median_calibration', 'predict_ensemble']
 
 # %% ../nbs/02a_inference.ipynb #1b46f3ab
 MODEL_FORMAT = 'all_nb-model-1'
@@ -35,12 +36,13 @@ def model_meta(arch:str, # the architecture
                data_fingerprint:str='', # what the model was trained on (`train.data_fingerprint`)
                corner_mask:float=0., # side of the masked corner squares (`loaders.mask_corners`), a share of the side
                estimate:dict|None=None, # for a model trained on every image: the cross-validation behind it (`run.cv_estimate`)
-               calibration:dict|None=None # temperature, threshold, minimum confidence (`trust.fit_calibration`); usually added later by `save_calibration`
+               calibration:dict|None=None, # temperature, threshold, minimum confidence (`trust.fit_calibration`); usually added later by `update_model_card`
+               tta:bool=False # predict with each image's 8 flips and quarter turns averaged (`augment.dihedral_views`)
               )->dict:
     "Everything needed to rebuild and use a model, as JSON-ready data."
     mean, std = arch_stats(arch)
     return dict(format=MODEL_FORMAT, arch=arch, classes=list(classes), size=size, mean=list(mean), std=list(std),
-                model_kwargs=model_kwargs or {}, corner_mask=corner_mask, data_fingerprint=data_fingerprint, all_nb=versions()['all_nb'],
+                model_kwargs=model_kwargs or {}, corner_mask=corner_mask, tta=tta, data_fingerprint=data_fingerprint, all_nb=versions()['all_nb'],
                 **({} if estimate is None else dict(estimate=estimate)), **({} if calibration is None else dict(calibration=calibration)))
 
 # %% ../nbs/02a_inference.ipynb #cc1a7452
@@ -69,6 +71,7 @@ class InferenceModel:
     meta:dict # `model.json`, or a description of the pickle it came from
     corner_mask:float=0. # side of the corner squares masked before the model sees an image
     calibration:dict|None=None # temperature, threshold and minimum confidence fitted on validation images (`trust.fit_calibration`)
+    tta:bool=False # average each image's predictions over its 8 flips and quarter turns
 
 # %% ../nbs/02a_inference.ipynb #04e5bcd2
 def _model_files(path:Path)->tuple:
@@ -103,16 +106,17 @@ def load_safe_model(path # a run folder, or its model.safetensors / model.json
                              f"(e.g. {', '.join(bad[:3])}); it comes from another architecture or class list")
     model.load_state_dict(state)
     return InferenceModel(model.eval(), meta['classes'], meta['size'], tuple(meta['mean']), tuple(meta['std']), meta,
-                          meta.get('corner_mask', 0.), meta.get('calibration'))
+                          meta.get('corner_mask', 0.), meta.get('calibration'), meta.get('tta', False))
 
 # %% ../nbs/02a_inference.ipynb #6c771007
-def save_calibration(path, # a run folder, or its model.json
-                     calibration:dict # from `trust.fit_calibration`
-                    )->Path:
-    "Add `calibration` to the model's `model.json`, replacing an earlier one, atomically."
+def update_model_card(path, # a run folder, or its model.json
+                      **fields # what was settled after training: `calibration` (`trust.fit_calibration`), `tta`
+                     )->Path:
+    "Set `fields` in the model's `model.json`, keeping the rest, atomically."
+    unknown = set(fields) - {'calibration', 'tta'}
+    if unknown: raise AllNbError(f"{', '.join(sorted(unknown))}: not a setting decided after training; only calibration and tta are")
     meta_file = _model_files(Path(path))[1]
-    meta = _read_meta(meta_file)
-    atomic_write(meta_file, json.dumps(dict(meta, calibration=calibration), indent=1))
+    atomic_write(meta_file, json.dumps(_read_meta(meta_file) | fields, indent=1))
     return meta_file
 
 # %% ../nbs/02a_inference.ipynb #fc4afa3b
@@ -132,10 +136,10 @@ def load_model(path, # run folder, model.safetensors/.json, or a fastai export .
     except Exception as e: raise AllNbError(f"{path}: can't be loaded as a fastai export ({type(e).__name__})") from None
     norm = next(t for t in learn.dls.after_batch if isinstance(t, Normalize))
     mask = next((t.frac for t in learn.dls.after_batch if isinstance(t, MaskCorners)), 0.)
-    card = RunPaths(path.parent).model_card  # an export inside a run folder shares the run's calibration
-    calibration = _read_meta(card).get('calibration') if card.is_file() else None
+    card = RunPaths(path.parent).model_card  # an export inside a run folder shares the run's calibration and test-time augmentation
+    card = _read_meta(card) if card.is_file() else {}
     return InferenceModel(learn.model.float().eval(), list(learn.dls.vocab), image_size(learn.dls), tuple(norm.mean.flatten().tolist()),
-                          tuple(norm.std.flatten().tolist()), dict(format='fastai-pickle', file=str(path)), mask, calibration)
+                          tuple(norm.std.flatten().tolist()), dict(format='fastai-pickle', file=str(path)), mask, card.get('calibration'), card.get('tta', False))
 
 # %% ../nbs/02a_inference.ipynb #5b342ae6
 def collect_images(inputs # files, folders (searched recursively) or glob patterns
@@ -177,13 +181,20 @@ class _ImageFiles(torch.utils.data.Dataset):
 
 def _collate(batch): return batch
 
+# %% ../nbs/02a_inference.ipynb #db88cf70
+def _log_probs(model:torch.nn.Module, xb:torch.Tensor, half:bool, device:torch.device)->torch.Tensor:
+    "Log class probabilities of the normalised batch `xb`, in half precision with channels-last memory when `half`."
+    if not half: return model(xb).float().log_softmax(1)
+    with half_precision(device): return model(xb.contiguous(memory_format=torch.channels_last)).float().log_softmax(1)
+
 # %% ../nbs/02a_inference.ipynb #a7bed5ac
 def predict_files(m:InferenceModel, # from `load_model`
                   files:list, # image files
                   bs:int=64, # images per batch
                   half:bool=True, # bf16 on CPU / fp16 on CUDA, with channels-last memory
                   progress:bool=True, # show a progress bar
-                  transform=None # a function applied to each batch of images in [0, 1] after the corner mask, e.g. a shortcut probe's masking
+                  transform=None, # a function applied to each batch of images in [0, 1] after the corner mask, e.g. a shortcut probe's masking
+                  tta:bool|None=None # average over each image's 8 flips and quarter turns; default: as the model was chosen (`InferenceModel.tta`)
                  )->tuple:
     "(predictions, skipped): a row per readable file with its class probabilities (calibrated, when the model is), and the unreadable ones with why."
     if isinstance(files, (str, Path)):
@@ -193,7 +204,7 @@ def predict_files(m:InferenceModel, # from `load_model`
     if half: model = model.to(memory_format=torch.channels_last)
     mean = torch.tensor(m.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(m.std, device=device).view(1, 3, 1, 1)
-    temperature = (m.calibration or {}).get('temperature', 1.)
+    temperature, tta = (m.calibration or {}).get('temperature', 1.), m.tta if tta is None else tta
     loader = torch.utils.data.DataLoader(_ImageFiles(files, m.size), batch_size=bs, collate_fn=_collate)
     rows, skipped = [], []
     for batch in (with_progress(loader, 'predicting') if progress else loader):
@@ -202,11 +213,9 @@ def predict_files(m:InferenceModel, # from `load_model`
         if not good: continue
         xb = mask_corners(torch.stack([x for _, x in good]).to(device), m.corner_mask)
         xb = ((xb if transform is None else transform(xb)) - mean) / std
-        with torch.inference_mode():
-            if half:
-                with half_precision(device): logits = model(xb.contiguous(memory_format=torch.channels_last))
-            else: logits = model(xb)
-        probs = (logits.float() / temperature).softmax(1).cpu().numpy()
+        with torch.inference_mode():  # the views' probabilities summed, in logs (softmax ignores the constant), then tempered
+            log_p = torch.stack([_log_probs(model, v, half, device) for v in (dihedral_views(xb) if tta else [xb])]).logsumexp(0)
+        probs = (log_p / temperature).softmax(1).cpu().numpy()
         rows += [(str(files[i]), *p) for (i, _), p in zip(good, probs)]
     preds = pd.DataFrame(rows, columns=['file', *[f'prob_{c}' for c in m.classes]])
     probs = preds[[f'prob_{c}' for c in m.classes]].to_numpy()

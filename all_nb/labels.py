@@ -55,7 +55,8 @@ def cv_features(cv_dir, # a finished `all-nb cv` folder
     for k in with_progress(range(len(json.loads((Path(cv_dir)/CV_FILES['summary']).read_text())['folds'])), 'features of each fold'):
         index = json.loads((RunPaths(fold_dir(cv_dir, k)).result).read_text())['test_index']
         m = load_model(fold_dir(cv_dir, k))
-        with penultimate_features(m.model) as feats: preds, skipped = predict_files(m, items.path.iloc[index].tolist(), progress=False)
+        with penultimate_features(m.model) as feats:  # one pass per image, even for a model that predicts with its 8 views
+            preds, skipped = predict_files(m, items.path.iloc[index].tolist(), progress=False, tta=False)
         if len(skipped): raise AllNbError(f"{skipped.file.iloc[0]}: can't be read any more ({skipped.problem.iloc[0]}); run the cross-validation again")
         out[k] = (np.asarray(index), np.concatenate([f.numpy() for f in feats]))
     return out

@@ -194,7 +194,7 @@ def probe_table(m:InferenceModel, # from `inference.load_model`
     preds = {}
     for name, fn in probes.items():
         if name == 'corners' and m.corner_mask >= CORNER_PROBE: continue  # the model never sees them
-        p, skipped = predict_files(m, files, bs=bs, half=half, progress=progress, transform=fn)
+        p, skipped = predict_files(m, files, bs=bs, half=half, progress=progress, transform=fn, tta=False)  # one pass, as Grad-CAM sees it
         preds[name] = p.set_index('file').predicted
     base = preds['none']
     if base.empty: raise AllNbError("files: none of them can be read; give image files")

@@ -198,7 +198,8 @@ def _history_epochs(run:Run)->tuple:
 def _export(learn:Learner, run:Run):
     "Write the trained model in the safe format and as fastai's pickle, atomically."
     save_safe_model(learn.model, model_meta(run.recipe.arch, learn.dls.vocab, run.size, run.model_kwargs, run.fingerprint,
-                                               run.recipe.corner_mask, run.estimate, (run.estimate or {}).get('calibration')), run.dir)
+                                               run.recipe.corner_mask, run.estimate, (run.estimate or {}).get('calibration'),
+                                               tta=run.recipe.tta), run.dir)
     learn.export(run.paths.export.name + '.saving')
     os.replace(run.dir/(run.paths.export.name + '.saving'), run.paths.export)
 

@@ -68,6 +68,18 @@ def test_cv_interrupted_and_resumed(tmp_path):
     p = run_cli('audit', SAMPLE, '--model', tmp_path/'mean.csv', '--out', tmp_path/'audit2')
     assert p.returncode == 2 and '--model ' in p.stderr and 'neither an all-nb cv folder' in p.stderr and not (tmp_path/'audit2').exists(), p.stderr
 
+    # test-time augmentation switched on for the finished CV: its fold models are scored again, not trained again
+    p = run_cli('cv', SAMPLE, *TINY, '--tta', '--out', out)
+    assert p.returncode == 0 and 'fold 3 of 3' in p.stdout, p.stderr
+    assert (out/'fold0/model.pth').stat().st_mtime_ns == fold0
+    assert all(json.loads((out/f'fold{k}/model.json').read_text())['tta'] for k in range(3))
+    views = json.loads((out/'cv.json').read_text())
+    assert views['status'] == 'finished' and views['settings']['tta'] is True and len(pd.read_csv(out/'oof.csv')) == 49
+    p = run_cli('predict', out, SAMPLE/'Pro', '--out', tmp_path/'views.csv')
+    assert p.returncode == 0 and 'by the mean of 3 models, each averaged over its 8 flips and quarter turns' in p.stdout, p.stdout + p.stderr
+    p = run_cli('train', SAMPLE, *same, '--epochs', 3, '--out', tmp_path/'final-views')  # a model to deploy predicts as its CV was scored
+    assert p.returncode == 0 and json.loads((tmp_path/'final-views/model.json').read_text())['tta'], p.stderr
+
 def test_cv_bad_input_fails_before_work(tmp_path):
     p = run_cli('cv', SAMPLE, '--folds', 2, '--out', tmp_path/'cv')
     assert p.returncode == 2 and 'at least 3 folds' in p.stderr and p.stderr.count('\n') == 1, p.stderr

@@ -161,3 +161,16 @@ def test_report_to_share_leaves_out_absolute_paths(run_dir, tmp_path):
     page = (shared/'report.html').read_text()
     assert str(shared.resolve()) not in page and str(SAMPLE.resolve()) not in page and str(tmp_path) not in page
     assert shared.name in page and 'Is it reading the cell?' in page
+
+def test_tta_is_chosen_at_training_and_used_by_evaluate_and_predict(tmp_path):
+    out = tmp_path/'tta'
+    p = run_cli('train', SAMPLE, *TINY, '--epochs', 1, '--tta', '--out', out)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((out/'config.json').read_text())['recipe']['tta'] and json.loads((out/'model.json').read_text())['tta']
+    assert json.loads((out/'evaluation.json').read_text())['tta']
+    p = run_cli('predict', out, SAMPLE/'Pro', '--out', tmp_path/'p.csv')
+    assert p.returncode == 0 and 'each averaged over its 8 flips and quarter turns' in p.stdout, p.stdout + p.stderr
+    p = run_cli('predict', out/'export.pkl', SAMPLE/'Pro', '--trust-pickle', '--out', tmp_path/'pkl.csv')
+    assert p.returncode == 0 and 'each averaged over its 8 flips and quarter turns' in p.stdout, p.stdout + p.stderr
+    a, b = pd.read_csv(tmp_path/'p.csv'), pd.read_csv(tmp_path/'pkl.csv')
+    assert (a.filter(like='prob_') - b.filter(like='prob_')).abs().max().max() < 1e-3  # the pickle predicts as the run does
