@@ -10,16 +10,14 @@ import json
 from pathlib import Path
 
 import numpy as np, pandas as pd
-from .core import AllNbError, RunPaths, atomic_write, versions
+from .core import AllNbError, RunPaths, fold_dir, versions
 from .data import SPLIT_KINDS
 from .run import RECIPES
-from .train import train_run
-from .evaluate import predictions, metric_table, colour_baseline
-from .cv import FOLD_METRICS
+from .cv import FOLD_METRICS, cross_validate
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'CPU_PLAN', 'fold_scores', 'run_fold', 'run_planned', 'cv_summary', 'comparison_table', 'cv_table',
-           'load_results', 'markdown_table', 'machine']
+__all__ = ['PUBLISHED', 'CPU_PLAN', 'run_planned', 'cv_summary', 'comparison_table', 'cv_table', 'load_results', 'markdown_table',
+           'machine']
 
 # %% ../nbs/06_benchmark.ipynb #6a9c95bb
 PUBLISHED = {
@@ -31,46 +29,8 @@ PUBLISHED = {
     'deep-cnn-adamax': dict(accuracy=.91, data='this dataset, random split', system='13-conv-layer CNN, Adamax'),
 }
 
-# %% ../nbs/06_benchmark.ipynb #b9f97aca
-def fold_scores(y_true, # true class index of each test image
-                probs, # predicted probabilities, one row per image
-                n_boot:int=1000, # bootstrap resamples for the intervals
-                seed:int=0 # random seed of the resampling
-               )->dict:
-    "`FOLD_METRICS` as `{name: [value, lo, hi]}` (lo and hi None where no interval means anything), plus the number of test images and of errors."
-    table = metric_table(y_true, probs, n_boot=n_boot, seed=seed).set_index(['metric', 'scope'])
-    scores = {m: [None if np.isnan(x) else float(x) for x in table.loc[(m, s), ['value', 'lo', 'hi']]] for m, s in FOLD_METRICS}  # None: no interval
-    return dict(scores, images=len(y_true), errors=int((np.asarray(probs).argmax(1) != np.asarray(y_true)).sum()))
-
-# %% ../nbs/06_benchmark.ipynb #b5a417f8
-def run_fold(root, # dataset folder
-             recipe:str, # one of `train.RECIPES`
-             kind:str='grouped', # 5-fold split kind: 'random', 'grouped' or 'block'
-             fold:int=0, # the test fold
-             out='runs/cv', # parent folder; the fold's run is `out/<recipe>-<arch>-<kind>-f<fold>`
-             n_boot:int=1000, # bootstrap resamples for the intervals
-             **train_kw # passed to `train.train_run`: arch, epochs, epochs_scale, size, lr, pretrained, seed ...
-            )->dict:
-    "Train `recipe` on one fold, score the test fold and the colour baseline on it; kept in `result.json`."
-    run_dir = Path(out)/f"{recipe}-{train_kw.get('arch') or RECIPES[recipe].arch}-{kind}-f{fold}"
-    done, settings = RunPaths(run_dir).result, json.loads(json.dumps(train_kw, default=str))
-    if done.is_file():
-        result = json.loads(done.read_text())
-        if result.get('settings') != settings:
-            raise AllNbError(f"{run_dir}: was run with other settings ({result.get('settings')}); "
-                             f"choose another out folder, or delete this one to run it again")
-        return result
-    run = train_run(root, recipe=recipe, out=run_dir, split=kind, fold=fold, overwrite=True, **train_kw)
-    y, probs = predictions(run.learn)
-    result = dict(recipe=recipe, settings=settings, arch=run.recipe.arch, kind=kind, fold=fold, epochs=run.epochs, size=run.size,
-                  lr=run.lr, weights=run.weights, pretrained=run.pretrained, precision=run.precision, train_seconds=run.train_seconds,
-                  training_items=run.training_items, run_dir=str(run_dir), model=fold_scores(y, probs, n_boot),
-                  colour_baseline=fold_scores(*colour_baseline(run.items, run.split)['test'], n_boot))
-    atomic_write(done, json.dumps(result, indent=1))
-    return result
-
 # %% ../nbs/06_benchmark.ipynb #92729cc3
-CPU_PLAN = {  # name -> (recipe, `train_run` settings)
+CPU_PLAN = {  # name -> (recipe, settings of `run.Run.create`)
     'efficientnet-lite2': ('effnet-b3', dict(arch='tf_efficientnet_lite2', epochs=3, lr=2e-3)),
     'efficientnet-b3-scratch': ('effnet-b3', dict(epochs=2, lr=2e-3, size=128, pretrained=False)),
     'mobilenet-m': ('mobilenet-m', dict(epochs=5, size=96, pretrained=False)),
@@ -80,21 +40,32 @@ CPU_PLAN = {  # name -> (recipe, `train_run` settings)
     'deep-cnn-adamax': ('deep-cnn-adamax', dict(epochs=1, size=96)),
 }
 
+def _fold_row(cv:dict, fold:dict)->dict:
+    "One fold of `cv` as `cv_summary` reads it: what ran (recipe, architecture, split, epochs, size) and its scores."
+    run_dir = fold_dir(cv['dir'], fold['fold'])
+    cfg = json.loads(RunPaths(run_dir).config.read_text())
+    return dict(recipe=cv['settings']['recipe'], settings=cv['settings'], arch=cfg['recipe']['arch'], kind=cfg['split']['kind'], fold=fold['fold'],
+                epochs=cfg['epochs'], size=cfg['size'], lr=fold['lr'], weights=fold['weights'], pretrained=fold['pretrained'],
+                precision=fold['precision'], train_seconds=fold['train_seconds'], training_items=cfg['training_items'], run_dir=str(run_dir),
+                model=dict(fold['model'], images=fold['images'], errors=fold['errors']), colour_baseline=fold['colour_baseline'])
+
 def run_planned(name:str, # a key of `CPU_PLAN`
                 root, # dataset folder
                 kind:str='grouped', # 5-fold split kind: 'random', 'grouped' or 'block'
-                fold:int=0, # the test fold
-                out='runs/cv', # parent folder of the fold runs (keep paper-length runs in another one)
+                test_folds:list|None=None, # the folds to run, e.g. `[0]`; default: all five
+                out='runs/accuracy', # parent folder: the system's CV folder is `out/<name>-<kind>` (keep paper-length runs in another one)
                 paper:bool=False, # train with the paper's own settings (hours on a GPU) instead of the CPU ones
-                **kw # passed to `run_fold`, e.g. n_boot
-               )->dict:
-    "`run_fold` with the recipe `CPU_PLAN` gives `name`, and its CPU settings unless `paper`."
+                **kw # passed to `cv.cross_validate`: n_boot, gradcam, or a setting that replaces the plan's
+               )->list:
+    "Cross-validate the recipe `CPU_PLAN` gives `name`, with its CPU settings unless `paper`: one row per fold run."
     if name not in CPU_PLAN: raise AllNbError(f"unknown plan {name!r}; use one of {', '.join(CPU_PLAN)}")
     recipe, settings = CPU_PLAN[name]
-    return run_fold(root, recipe, kind, fold, out, **kw, **({} if paper else settings))
+    cv = cross_validate(root, out=Path(out)/f'{name}-{kind}', test_folds=test_folds, recipe=recipe, split=kind, **(({} if paper else settings) | kw))
+    return [_fold_row(cv, f) for f in cv['folds']]
+
 
 # %% ../nbs/06_benchmark.ipynb #be0c5422
-def cv_summary(results:list # `run_fold` results, of any recipes and kinds
+def cv_summary(results:list # `run_planned` rows, of any systems and kinds
               )->pd.DataFrame:
     "One row per (recipe, arch, kind): mean, sd and lowest fold of each metric, errors per fold, the baseline, and wins over it."
     rows = []

@@ -134,15 +134,18 @@ def report_cmd(run_dir:str, # a run directory written by all-nb train
     print(f"wrote {write_report(run_dir, data=data, gradcam=not no_gradcam, overwrite=overwrite, hide_paths=hide_paths)}")
 
 # %% ../nbs/05_cli.ipynb #44103d85
-@delegates(cross_validate, but=['cbs', 'pretrained', 'tta', 'gradcam'])
+@delegates(cross_validate, but=['cbs', 'pretrained', 'tta', 'gradcam', 'test_folds'])
 def cv_cmd(root:str, # dataset folder: <root>/<class>/ images (Kaggle's Original/<class>/ works too)
            from_scratch:bool=False, # don't start from ImageNet weights
            tta:bool=False, # predict with each image's 8 flips and quarter turns averaged (a recipe that predicts so does it anyway)
            no_gradcam:bool=False, # leave the Grad-CAMs out of the fold reports (faster)
+           test_folds:str=None, # only these folds, e.g. 0 or 0,2, for a first look (default: every fold); the same command without it adds the rest
            **kwargs # the folds' settings, each an option of its own (see `cv.cross_validate` and `run.Run.create`)
           ):
     "Cross-validate a recipe: every fold a run, out-of-fold probabilities, a CV report; run it again to resume."
-    cv = cross_validate(root, gradcam=not no_gradcam, **kwargs, **recipe_flags(from_scratch=from_scratch, tta=tta))
+    try: asked = None if test_folds is None else [int(k) for k in test_folds.split(',')]
+    except ValueError: raise AllNbError(f"test_folds={test_folds}: give fold numbers separated by commas, e.g. 0 or 0,2") from None
+    cv = cross_validate(root, gradcam=not no_gradcam, test_folds=asked, **kwargs, **recipe_flags(from_scratch=from_scratch, tta=tta))
     s, m = cv['summary'], cv['summary']['metrics']['accuracy']
     print(f"accuracy {m['mean']:.4f}" + ('' if m['sd'] is None else f" ± {m['sd']:.4f}") + f" (worst fold {s['worst_fold']}: {m['min']:.4f}); "
           f"{s['errors']} errors in {s['images']}; above the colour baseline on {s['folds_above_baseline']} of {len(cv['folds'])} folds")
@@ -151,6 +154,10 @@ def cv_cmd(root:str, # dataset folder: <root>/<class>/ images (Kaggle's Original
           f"before temperature scaling, {t['calibration error (debiased)', 'after temperature scaling']:.4f} after; accuracy "
           f"{t['accuracy', '95% answered']:.4f} on the 95% most confident" + ('' if ('sensitivity', 'at the saved threshold') not in t else
           f"; at the saved thresholds sensitivity {t['sensitivity', 'at the saved threshold']:.4f}, specificity {t['specificity', 'at the saved threshold']:.4f}"))
+    if cv['status'] == 'partial':
+        print(f"wrote {cv['dir']}: cv.json, report.html and a run folder per fold; {len(cv['folds'])} of {cv['settings']['folds']} folds so far: "
+              "the same command without --test-folds runs the rest")
+        return
     g = cv['ensemble']
     print(f"two fold models on images neither trained on: accuracy {g['one']['accuracy'][0]:.4f} alone, {g['pair']['accuracy'][0]:.4f} averaged "
           f"(gain {g['gain'][0]:+.4f} [{g['gain'][1]:+.4f}, {g['gain'][2]:+.4f}]); they agree on {g['agreement']:.1%} of images")

@@ -11,15 +11,16 @@ __all__ = ['FOLD_METRICS', 'PER_IMAGE', 'TRUST_COLUMNS', 'evaluation_scores', 't
 
 # %% ../nbs/04c_cv.ipynb #94edab00
 import inspect, json, time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np, pandas as pd
 from fastcore.meta import delegates
 from .core import AllNbError, CV_FILES, RUN_FILES, RunPaths, atomic_write, fold_dir, versions
 from .data import load_items, load_rgb, pseudo_patients
-from .run import PREDICTION_SETTINGS, Recipe, Run
+from .run import Recipe, Run
 from .train import RunInterrupted, train_run, resume_run, load_run
+from .inference import PREDICTION_SETTINGS
 from .evaluate import evaluate_run, confusion_matrices, resampling_weights, trust_table, json_records
 from .trust import temper, debiased_calibration_error
 from .labels import check_labels
@@ -51,7 +52,9 @@ def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds
     earlier = json.loads(paths.result.read_text()) if paths.result.is_file() else {}
     cfg = json.loads(paths.config.read_text()) if paths.config.is_file() else {}
     status = cfg.get('status')
-    retest = status == 'finished' and recipe is not None and cfg['recipe'].get('tta', False) != recipe.tta  # only how it predicts changed
+    predicts = {k: getattr(recipe, k) for k in PREDICTION_SETTINGS} if recipe is not None else {}
+    defaults = {f.name: f.default for f in fields(Recipe)}
+    retest = status == 'finished' and any(cfg['recipe'].get(k, defaults[k]) != v for k, v in predicts.items())  # only how it predicts changed
     if 'calibration' in earlier and 'probes' in earlier and not retest: return earlier
     if 'calibration' in earlier and not retest:  # scored before the shortcut probes: probe it, and write its report again with them
         result = dict(earlier, probes=probe_run(paths.dir, items=items))
@@ -62,7 +65,7 @@ def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds
     if status == 'finished': run = load_run(paths.dir, items=items)
     elif status == 'interrupted' and paths.checkpoint.is_file(): run = resume_run(paths.dir, items=items)
     else: run = train_run(root, out=paths.dir, fold=fold, n_folds=folds, overwrite=True, items=items, cbs=cbs, **settings)
-    if retest: run.recipe = replace(run.recipe, tta=recipe.tta); run.save()  # the trained model, scored again as it will now predict
+    if retest: run.recipe = replace(run.recipe, **predicts); run.save()  # the trained model, scored again as it will now predict
     ev = evaluate_run(run, n_boot=n_boot, robustness=False, overwrite=True)
     write_report(run, gradcam=gradcam, overwrite=True)  # it probes the run too
     result = dict(fold=fold, images=ev['test_images'], errors=sum(p['label'] != p['predicted'] for p in ev['predictions']),
@@ -78,18 +81,20 @@ def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds
 
 # %% ../nbs/04c_cv.ipynb #c457a85d
 def oof_table(results:list, # `_run_fold` results, one per fold
-              items:pd.DataFrame # the images the folds index into
+              items:pd.DataFrame, # the images the folds index into
+              every_image:bool=True # the results are of every fold, so they must test every image
              )->pd.DataFrame:
-    "Every image once: `file`, `path`, `label`, `fold`, `predicted`, `confidence` and `prob_<class>`, in the items' order."
+    "Each tested image once: `file`, `path`, `label`, `fold`, `predicted`, `confidence` and `prob_<class>`, in the items' order."
     rows = []
     for r in results:
         for i, p in zip(r['test_index'], r['predictions']):
             rows.append(dict(index=i, file=p['file'], path=items.path.iloc[i], label=p['label'], fold=r['fold'], predicted=p['predicted'],
                              confidence=max(p['probs'].values()), **{f'prob_{c}': v for c, v in p['probs'].items()}))
-    table = pd.DataFrame(rows).sort_values('index').drop(columns='index').reset_index(drop=True)
-    if len(table) != len(items) or table.file.tolist() != items.file.tolist():
-        raise AllNbError("the folds' test sets do not cover every image once; run the cross-validation again with --overwrite")
-    return table
+    table = pd.DataFrame(rows).sort_values('index')
+    tested = items.file.tolist() if every_image else items.file.iloc[table['index']].tolist()
+    if table['index'].duplicated().any() or table.file.tolist() != tested:
+        raise AllNbError("the folds' test sets do not cover " + ("every image once" if every_image else "their images once") + "; run the cross-validation again with --overwrite")
+    return table.drop(columns='index').reset_index(drop=True)
 
 # %% ../nbs/04c_cv.ipynb #85f9f886
 def summarise_folds(results:list # `_run_fold` results
@@ -244,7 +249,7 @@ def trust_folds_html(cv:dict # `cv.json`'s contents
 def ensemble_html(gain:dict|None # `ensemble_gain`'s result
                  )->str:
     "The pair of fold models against one, in words and a table."
-    if not gain: return ''
+    if not gain: return '<p>Measured once every fold has run: model k-1 of each fold k is needed.</p>'
     one, pair = gain['one'], gain['pair']
     rows = ''.join(f"<tr><td>{name}</td><td>{_ci(g['accuracy'])}</td><td>{g['errors']}</td><td>{_ci(g['calibration_error'])}</td></tr>"
                    for name, g in (('model k alone', one), ('mean of models k and k-1', pair)))
@@ -301,7 +306,8 @@ def cv_report_html(out:Path, # the CV folder
                   )->str:
     "The CV report page as one self-contained string."
     st = cv['settings']
-    title = f"{st['recipe']} · {st.get('arch') or 'recipe architecture'} · {st.get('split', 'grouped')} split · {len(cv['folds'])} folds"
+    of_all = '' if cv['status'] == 'finished' else f" of {st['folds']}"  # a first look at some folds
+    title = f"{st['recipe']} · {st.get('arch') or 'recipe architecture'} · {st.get('split', 'grouped')} split · {len(cv['folds'])}{of_all} folds"
     settings = ''.join(f'<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>' for k, v in st.items())
     return f"""<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>all_nb cross-validation: {esc(title)}</title>
 <style>{PAGE_STYLE} .card.small{{width:220px}} img.map{{max-width:100%}} tr.total td{{font-weight:bold}}</style></head><body>
@@ -327,6 +333,7 @@ document.querySelectorAll('.card').forEach(c=>c.classList.add('hidden'));</scrip
 def cross_validate(root, # dataset folder
                    out:str|None=None, # the CV folder; default: runs/cv-RECIPE-SPLIT
                    folds:int=5, # number of folds
+                   test_folds:list|None=None, # run only these folds (numbered from 0), e.g. `[0]` for a first look; default: every fold
                    n_boot:int=1000, # bootstrap resamples for each fold's intervals
                    gradcam:bool=True, # a Grad-CAM for every image in the fold reports
                    overwrite:bool=False, # train every fold again, replacing an earlier CV in OUT
@@ -334,6 +341,8 @@ def cross_validate(root, # dataset folder
                    **settings # the runs' settings: recipe, split, arch, epochs, size, lr, seed, ... (see `run.Run.create`)
                   )->dict:
     "Train `folds` folds of a recipe, each an ordinary run; write `cv.json`, `oof.csv` and the CV report; resumable."
+    bad = [k for k in (test_folds or []) if not isinstance(k, int) or not 0 <= k < folds]
+    if bad: raise AllNbError(f"test_folds={bad[0]}: there are {folds} folds, numbered 0 to {folds - 1}")
     items = load_items(root, drop_empty_classes=settings.get('drop_empty_classes', False))
     first = Run.create(root, fold=0, n_folds=folds, items=items, **settings)  # every setting checked before any work
     out = Path(out or f'runs/cv-{first.recipe.name}-{first.split_kind}')
@@ -349,25 +358,31 @@ def cross_validate(root, # dataset folder
         for k in range(folds): RunPaths(fold_dir(out, k)).result.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(summary_file, json.dumps(dict(settings=saved, status='running', root=str(Path(root).resolve())), indent=1))
+    asked = set(range(folds) if test_folds is None else test_folds)
+    run_folds = sorted(asked | {k for k in range(folds) if RunPaths(fold_dir(out, k)).result.is_file()})  # folds finished earlier join
     results, start = [], time.time()
-    for k in range(folds):
+    for n, k in enumerate(run_folds):
         t = time.time()
         try: results.append(_run_fold(root, out, k, settings, items, folds, n_boot, gradcam, cbs, recipe=first.recipe))
         except RunInterrupted as e:
             raise RunInterrupted(f"{out}: interrupted in fold {k} ({str(e).split(': ', 1)[1].split(';')[0]}); the folds done are kept: "
                                  "run the same command again to carry on") from None
         r, done = results[-1], time.time() - start
-        left = done / (k + 1) * (folds - k - 1)
+        left = done / (n + 1) * (len(run_folds) - n - 1)
         print(f"fold {k + 1} of {folds}: accuracy {r['model']['accuracy'][0]:.4f} ({r['errors']} errors in {r['images']}), colour baseline "
               f"{r['colour_baseline']['accuracy'][0]:.4f}; {time.time() - t:.0f} s; about {left / 60:.0f} min left", flush=True)
-    oof = oof_table(results, items)
-    atomic_write(out/CV_FILES['oof'], oof.drop(columns='path').to_csv(index=False))
+    every = len(results) == folds  # with some folds only, what needs every image waits: oof.csv, the pair of models, label errors
+    oof = oof_table(results, items, every_image=every)
+    if every: atomic_write(out/CV_FILES['oof'], oof.drop(columns='path').to_csv(index=False))
     classes = [c[len('prob_'):] for c in oof.columns if c.startswith('prob_')]
     counts = confusion_matrices(oof.label.map(classes.index).to_numpy(), oof.predicted.map(classes.index).to_numpy(), len(classes))[0]
-    cv = dict(settings=saved, status='finished', dir=str(out), root=str(Path(root).resolve()), versions=versions(), classes=classes,
+    cv = dict(settings=saved, status='finished' if every else 'partial', dir=str(out), root=str(Path(root).resolve()), versions=versions(), classes=classes,
               folds=[{k: v for k, v in r.items() if k not in PER_IMAGE} for r in results],
-              summary=summarise_folds(results), confusion=counts.astype(int).tolist(), trust=pooled_trust(results, items, n_boot), probes=pooled_probes(results, items), ensemble=ensemble_gain(results, items, n_boot))
+              summary=summarise_folds(results), confusion=counts.astype(int).tolist(), trust=pooled_trust(results, items, n_boot), probes=pooled_probes(results, items), ensemble=ensemble_gain(results, items, n_boot) if every else None)
     atomic_write(summary_file, json.dumps(cv, indent=1))  # finished: what `check_labels` reads
+    if not every:
+        atomic_write(out/CV_FILES['report'], cv_report_html(out, cv, oof, "<p>Looked for once every fold has run: run the same command without test folds.</p>"))
+        return cv
     issues = check_labels(out, items)
     cv['label_issues'] = dict(flagged=int(issues.flagged.sum()), cleanlab=int(issues.cleanlab_flag.sum()), neighbours=int(issues.neighbours_flag.sum()),
                               top=issues[issues.flagged].head(10)[['file', 'given', 'suggested', 'score', 'why']].to_dict('records'))

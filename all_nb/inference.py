@@ -22,8 +22,8 @@ from .loaders import image_size, mask_corners, MaskCorners
 from .models import create_model, arch_stats, check_model_kwargs, state_problems
 
 # %% auto #0
-__all__ = ['MODEL_FORMAT', 'DECISION_COLUMNS', 'model_meta', 'save_safe_model', 'InferenceModel', 'load_safe_model',
-           'update_model_card', 'load_model', 'collect_images', 'prepare_image', 'predict_files',
+__all__ = ['MODEL_FORMAT', 'PREDICTION_SETTINGS', 'DECISION_COLUMNS', 'model_meta', 'save_safe_model', 'InferenceModel',
+           'load_safe_model', 'update_model_card', 'load_model', 'collect_images', 'prepare_image', 'predict_files',
            'penultimate_features', 'decide', 'model_paths', 'load_models', 'median_calibration', 'predict_ensemble']
 
 # %% ../nbs/02a_inference.ipynb #1b46f3ab
@@ -109,12 +109,15 @@ def load_safe_model(path # a run folder, or its model.safetensors / model.json
                           meta.get('corner_mask', 0.), meta.get('calibration'), meta.get('tta', False))
 
 # %% ../nbs/02a_inference.ipynb #6c771007
+PREDICTION_SETTINGS = ('tta',) # recipe settings that change how a trained model predicts, not how it trains
+
 def update_model_card(path, # a run folder, or its model.json
-                      **fields # what was settled after training: `calibration` (`trust.fit_calibration`), `tta`
+                      **fields # what was settled after training: `calibration` (`trust.fit_calibration`) or a `PREDICTION_SETTINGS` key
                      )->Path:
     "Set `fields` in the model's `model.json`, keeping the rest, atomically."
-    unknown = set(fields) - {'calibration', 'tta'}
-    if unknown: raise AllNbError(f"{', '.join(sorted(unknown))}: not a setting decided after training; only calibration and tta are")
+    settled = ('calibration', *PREDICTION_SETTINGS)
+    unknown = set(fields) - set(settled)
+    if unknown: raise AllNbError(f"{', '.join(sorted(unknown))}: not a setting decided after training; only {', '.join(settled)} are")
     meta_file = _model_files(Path(path))[1]
     atomic_write(meta_file, json.dumps(_read_meta(meta_file) | fields, indent=1))
     return meta_file
@@ -136,8 +139,8 @@ def load_model(path, # run folder, model.safetensors/.json, or a fastai export .
     except Exception as e: raise AllNbError(f"{path}: can't be loaded as a fastai export ({type(e).__name__})") from None
     norm = next(t for t in learn.dls.after_batch if isinstance(t, Normalize))
     mask = next((t.frac for t in learn.dls.after_batch if isinstance(t, MaskCorners)), 0.)
-    card = RunPaths(path.parent).model_card  # an export inside a run folder shares the run's calibration and test-time augmentation
-    card = _read_meta(card) if card.is_file() else {}
+    card_file = RunPaths(path.parent).model_card  # an export inside a run folder shares the run's calibration and test-time augmentation
+    card = _read_meta(card_file) if card_file.is_file() else {}
     return InferenceModel(learn.model.float().eval(), list(learn.dls.vocab), image_size(learn.dls), tuple(norm.mean.flatten().tolist()),
                           tuple(norm.std.flatten().tolist()), dict(format='fastai-pickle', file=str(path)), mask, card.get('calibration'), card.get('tta', False))
 

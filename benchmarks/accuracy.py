@@ -1,8 +1,8 @@
 """Accuracy of every recipe on the full dataset, under grouped and pseudo-patient (block) 5-fold CV.
 
-Each fold is a normal `all-nb train` run (kept in runs/cv/, so the models can be evaluated, reported and
-browsed later), scored with 95% bootstrap intervals beside the colour-only baseline on the same fold.
-A fold already finished with the same settings is read back, so an interrupted benchmark resumes.
+Each system and split kind is one `all-nb cv` folder in runs/accuracy/ (`all_nb.benchmark.run_planned`): every
+fold an ordinary run with its report, scored with 95% bootstrap intervals beside the colour-only baseline on
+the same fold. A fold already finished with the same settings is read back, so an interrupted benchmark resumes.
 Then the Gaussian-noise sweep for the best model, and the table with the published figures.
 
 The plan below fits one session of about two hours on two CPU cores: bf16, the shortened epochs and
@@ -39,7 +39,7 @@ def noise_sweep(run_dir:str)->list:
 def best_fold0(folds:list, kind:str)->dict:
     "The fold-0 result of the recipe and architecture with the best mean accuracy under split `kind`."
     runs = [f for f in folds if f['kind'] == kind]
-    group = lambda f: f['run_dir'].rsplit('-f', 1)[0]
+    group = lambda f: (f['recipe'], f['arch'], f['pretrained'])
     mean = lambda g: sum(f['model']['accuracy'][0] for f in runs if group(f) == g) / sum(group(f) == g for f in runs)
     best = max({group(f) for f in runs}, key=mean)
     return next(f for f in runs if group(f) == best and f['fold'] == 0)
@@ -92,7 +92,7 @@ def markdown(res:dict)->str:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', default=str(DEFAULT_DATA), help='folder of class folders of images')
-    p.add_argument('--runs', default=str(ROOT/'runs'/'cv'), help='parent folder of the fold runs (kept, and reused on a rerun)')
+    p.add_argument('--runs', default=str(ROOT/'runs'/'accuracy'), help='parent folder of the CV folders (kept, and reused on a rerun)')
     p.add_argument('--out', default=str(HERE/'results'), help='folder for accuracy.json and accuracy.md')
     a = p.parse_args()
     if not Path(a.data).is_dir(): sys.exit(f"{a.data}: no such folder; pass --data with the dataset (see data/README.md)")
@@ -106,12 +106,9 @@ def main():
         atomic_write(out/'accuracy.json', json.dumps(res, indent=1))
         atomic_write(out/'accuracy.md', markdown(res))
     for name, kind, folds in PLAN:
-        for fold in folds:
-            res['folds'].append(run_planned(name, a.data, kind, fold, a.runs))
-            f = res['folds'][-1]
-            print(f"{name} {kind} fold {fold}: accuracy {f['model']['accuracy'][0]:.4f} ({f['model']['errors']} errors in "
-                  f"{f['model']['images']}), colour baseline {f['colour_baseline']['accuracy'][0]:.4f}, {f['train_seconds']:.0f} s", flush=True)
-            save()
+        print(f"{name}, {kind} split, test folds {', '.join(map(str, folds))}:", flush=True)
+        res['folds'] += run_planned(name, a.data, kind, test_folds=list(folds), out=a.runs, gradcam=False)
+        save()
     res['noise'] = [dict(recipe=best['recipe'], arch=best['arch'], kind=kind, sweep=noise_sweep(best['run_dir']))
                     for kind in ('grouped', 'block') for best in [best_fold0(res['folds'], kind)]]
     save()

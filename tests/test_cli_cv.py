@@ -86,3 +86,6 @@ def test_cv_bad_input_fails_before_work(tmp_path):
     assert not (tmp_path/'cv').exists()
     p = run_cli('cv', SAMPLE, '--split', 'patient', '--out', tmp_path/'cv')
     assert p.returncode == 2 and "unknown split 'patient'" in p.stderr and not (tmp_path/'cv').exists()
+    for bad, says in (('0,x', 'give fold numbers separated by commas'), ('5', 'there are 5 folds, numbered 0 to 4')):
+        p = run_cli('cv', SAMPLE, '--test-folds', bad, '--out', tmp_path/'cv')
+        assert p.returncode == 2 and f'--test-folds {bad}: {says}' in p.stderr and not (tmp_path/'cv').exists(), p.stderr
