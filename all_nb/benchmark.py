@@ -47,7 +47,7 @@ def _fold_row(cv:dict, fold:dict)->dict:
     return dict(recipe=cv['settings']['recipe'], settings=cv['settings'], arch=cfg['recipe']['arch'], kind=cfg['split']['kind'], fold=fold['fold'],
                 epochs=cfg['epochs'], size=cfg['size'], lr=fold['lr'], weights=fold['weights'], pretrained=fold['pretrained'],
                 precision=fold['precision'], train_seconds=fold['train_seconds'], training_items=cfg['training_items'], run_dir=str(run_dir),
-                model=dict(fold['model'], images=fold['images'], errors=fold['errors']), colour_baseline=fold['colour_baseline'])
+                model=dict(fold['model'], images=fold['images'], errors=fold['errors']), colour_baseline=dict(fold['colour_baseline'], images=fold['images']))
 
 def run_planned(name:str, # a key of `CPU_PLAN`
                 root, # dataset folder

@@ -12,8 +12,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['LIBRARY_WARNINGS', 'RUN_FILES', 'CV_FILES', 'AllNbError', 'printable', 'quiet_library_warnings', 'atomic_write',
-           'ensure_writable_dir', 'save_figure', 'RunPaths', 'fold_dir', 'versions', 'humans_watching', 'clock',
-           'with_progress', 'half_precision', 'weight_rows']
+           'ensure_writable_dir', 'save_figure', 'RunPaths', 'fold_dir', 'check_cv_finished', 'versions',
+           'humans_watching', 'clock', 'with_progress', 'half_precision', 'weight_rows']
 
 # %% ../nbs/00_core.ipynb #5c49f0cd
 class AllNbError(Exception):
@@ -129,6 +129,16 @@ def fold_dir(cv_dir, # a cross-validation folder
             )->Path:
     "The run folder of fold `fold` inside `cv_dir`."
     return Path(cv_dir)/f'fold{fold}'
+
+# %% ../nbs/00_core.ipynb #e1681ed0
+def check_cv_finished(cv:dict, # `cv.json`'s contents
+                      where # how the message names the folder: its path, or `option=path`
+                     ):
+    "Raise `AllNbError` unless the cross-validation `cv` has run every fold, saying how to finish it."
+    if cv.get('status') == 'finished': return
+    how = ("run the same all-nb cv command without --test-folds to run the other folds" if cv.get('status') == 'partial'
+           else "run the same all-nb cv command again to complete it")
+    raise AllNbError(f"{where}: the cross-validation is not finished; {how}")
 
 # %% ../nbs/00_core.ipynb #ad94fdfc
 def versions()->dict:

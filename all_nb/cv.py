@@ -10,7 +10,7 @@ __all__ = ['FOLD_METRICS', 'PER_IMAGE', 'TRUST_COLUMNS', 'evaluation_scores', 't
            'ensemble_html', 'oof_cards', 'label_issues_html', 'cv_report_html', 'cross_validate']
 
 # %% ../nbs/04c_cv.ipynb #94edab00
-import inspect, json, time
+import inspect, json, numbers, time
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -187,10 +187,11 @@ def pooled_trust(results:list, # `_run_fold` results of every fold
 def pooled_probes(results:list, # `_run_fold` results of every fold
                   items:pd.DataFrame # the images the folds index into
                  )->dict:
-    "Each probe over every image, each fold model probing its own test images: accuracies pooled by images, with their sentences."
+    "Each probe over every tested image, each fold model probing its own test images: accuracies pooled by images, with their sentences."
     labels = {r['fold']: items.label.iloc[r['test_index']] for r in results}
-    n, classes = len(items), [k[len('accuracy_'):] for k in results[0]['probes']['probes'][0] if k.startswith('accuracy_')]
-    chance = float(items.label.value_counts(normalize=True).max())
+    tested = pd.concat(labels.values())  # every image when every fold has run
+    n, classes = len(tested), [k[len('accuracy_'):] for k in results[0]['probes']['probes'][0] if k.startswith('accuracy_')]
+    chance = float(tested.value_counts(normalize=True).max())
     def pooled(name, key, weights):
         pairs = [(p[key], w) for r in results for p in r['probes']['probes'] if p['probe'] == name and p[key] is not None for w in [weights(r)]]
         return sum(v * w for v, w in pairs) / sum(w for _, w in pairs) if pairs and sum(w for _, w in pairs) else None
@@ -341,7 +342,9 @@ def cross_validate(root, # dataset folder
                    **settings # the runs' settings: recipe, split, arch, epochs, size, lr, seed, ... (see `run.Run.create`)
                   )->dict:
     "Train `folds` folds of a recipe, each an ordinary run; write `cv.json`, `oof.csv` and the CV report; resumable."
-    bad = [k for k in (test_folds or []) if not isinstance(k, int) or not 0 <= k < folds]
+    if test_folds is not None and (not isinstance(test_folds, (list, tuple, range, set)) or not test_folds):
+        raise AllNbError(f"test_folds={test_folds!r}: give a list of fold numbers, e.g. [0]")
+    bad = [k for k in (test_folds or []) if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < folds]
     if bad: raise AllNbError(f"test_folds={bad[0]}: there are {folds} folds, numbered 0 to {folds - 1}")
     items = load_items(root, drop_empty_classes=settings.get('drop_empty_classes', False))
     first = Run.create(root, fold=0, n_folds=folds, items=items, **settings)  # every setting checked before any work
@@ -354,11 +357,12 @@ def cross_validate(root, # dataset folder
         defaults = {k: p.default for k, p in inspect.signature(Run.create).parameters.items()}  # a setting added since, at its default, changes nothing
         compared = lambda st: {k: v for k, v in st.items() if k not in PREDICTION_SETTINGS}  # the folds score their trained models again for these
         if compared({k: v for k, v in saved.items() if k in earlier or v != defaults.get(k)}) != compared(earlier): raise AllNbError(f"{out}: holds a cross-validation with other settings ({earlier}); choose another --out, or pass --overwrite")
-    elif overwrite:
-        for k in range(folds): RunPaths(fold_dir(out, k)).result.unlink(missing_ok=True)
+    elif overwrite:  # every fold trains again, and nothing pooled from the earlier folds stays
+        stale = [p for k in range(folds) for p in (RunPaths(fold_dir(out, k)).result, RunPaths(fold_dir(out, k)).config)]
+        for path in stale + [out/CV_FILES[f] for f in ('oof', 'label_issues', 'map')]: path.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(summary_file, json.dumps(dict(settings=saved, status='running', root=str(Path(root).resolve())), indent=1))
-    asked = set(range(folds) if test_folds is None else test_folds)
+    asked = set(range(folds) if test_folds is None else map(int, test_folds))
     run_folds = sorted(asked | {k for k in range(folds) if RunPaths(fold_dir(out, k)).result.is_file()})  # folds finished earlier join
     results, start = [], time.time()
     for n, k in enumerate(run_folds):

@@ -15,7 +15,7 @@ import numpy as np, pandas as pd, torch
 from PIL import Image
 from safetensors.torch import save_file, load_file
 
-from .core import AllNbError, CV_FILES, RunPaths, atomic_write, fold_dir, half_precision, versions, with_progress
+from .core import AllNbError, check_cv_finished, CV_FILES, RunPaths, atomic_write, fold_dir, half_precision, versions, with_progress
 from .data import CLASSES, IMAGE_EXTS, read_image
 from .augment import dihedral_views
 from .loaders import image_size, mask_corners, MaskCorners
@@ -269,7 +269,7 @@ def model_paths(spec # a model (run folder, .safetensors or .pkl), an all-nb cv 
         p = Path(part)
         if (p/CV_FILES['summary']).is_file():
             cv = json.loads((p/CV_FILES['summary']).read_text())
-            if cv.get('status') != 'finished': raise AllNbError(f"{p}: the cross-validation is not finished; run the same all-nb cv command again to complete it")
+            check_cv_finished(cv, p)
             paths += [fold_dir(p, k) for k in range(len(cv['folds']))]
         else: paths.append(p)
     if not paths: raise AllNbError("no model given; name a run folder, a model file or an all-nb cv folder")

@@ -12,7 +12,7 @@ __all__ = ['MODEL_AUDIT_FILES', 'calibrated_oof', 'label_issues', 'cv_features',
 from pathlib import Path
 import json
 import numpy as np, pandas as pd
-from .core import AllNbError, CV_FILES, RunPaths, atomic_write, fold_dir, save_figure, with_progress
+from .core import AllNbError, check_cv_finished, CV_FILES, RunPaths, atomic_write, fold_dir, save_figure, with_progress
 from .data import CLASS_COLOURS, load_items, pseudo_patients
 from .inference import load_model, predict_files, penultimate_features
 from .trust import temper
@@ -25,7 +25,7 @@ def calibrated_oof(cv_dir # a finished `all-nb cv` folder
     cv_dir = Path(cv_dir)
     try: cv, oof = json.loads((cv_dir/CV_FILES['summary']).read_text()), pd.read_csv(cv_dir/CV_FILES['oof'])
     except (OSError, ValueError) as e: raise AllNbError(f"{cv_dir}: not a finished cross-validation ({type(e).__name__}); make one with all-nb cv") from None
-    if cv.get('status') != 'finished': raise AllNbError(f"{cv_dir}: the cross-validation is not finished; run the same all-nb cv command again to complete it")
+    check_cv_finished(cv, cv_dir)
     cols = [c for c in oof if c.startswith('prob_')]
     temperature = oof.fold.map({f['fold']: f.get('calibration', {}).get('temperature', 1.) for f in cv['folds']}).to_numpy()
     oof[cols] = temper(oof[cols].to_numpy(), temperature)
@@ -145,7 +145,7 @@ def check_trained_on(model:Path, root)->dict:
     cfg = json.loads((model/CV_FILES['summary'] if is_cv else RunPaths(model).config).read_text())
     trained = cfg['root'] if is_cv else cfg['data']['root']
     if Path(trained).resolve() != Path(root).resolve(): raise AllNbError(f"model={model}: was trained on {trained}, not on {root}; give a model of this folder")
-    if is_cv and cfg.get('status') != 'finished': raise AllNbError(f"model={model}: the cross-validation is not finished; run the same all-nb cv command again")
+    if is_cv: check_cv_finished(cfg, f"model={model}")
     return dict(cfg, kind='cv' if is_cv else 'run')
 
 def model_audit(model, # an all-nb cv folder or a run folder, trained on `root`

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd, torch
 from fastcore.basics import patch
 from fastai.optimizer import OptimWrapper
-from .core import AllNbError, RunPaths, CV_FILES, atomic_write, fold_dir, versions
+from .core import AllNbError, check_cv_finished, RunPaths, CV_FILES, atomic_write, fold_dir, versions
 from .data import SPLIT_KINDS, load_items, make_split, kfold, fold_split, save_split, load_split
 from .augment import AUG_PRESETS
 from .models import CUSTOM_ARCHS, ScratchCNN
@@ -203,7 +203,7 @@ def cv_estimate(cv_dir, # a finished `all-nb cv` folder
     cv_dir = Path(cv_dir)
     try: cv = json.loads((cv_dir/CV_FILES['summary']).read_text())
     except (OSError, ValueError) as e: raise AllNbError(f"cv={cv_dir}: not a cross-validation folder ({type(e).__name__}); make one with all-nb cv") from None
-    if cv.get('status') != 'finished': raise AllNbError(f"cv={cv_dir}: the cross-validation is not finished; run the same all-nb cv command again to complete it")
+    check_cv_finished(cv, f"cv={cv_dir}")
     trained = json.loads(RunPaths(fold_dir(cv_dir, 0)).config.read_text())
     ours = json.loads(json.dumps(dict(run_config(run), recipe=asdict(run.recipe))))
     diff = [f"{k} {ours['recipe'][k]!r} here, {v!r} there" for k, v in trained['recipe'].items() if k not in PREDICTION_SETTINGS and ours['recipe'].get(k) != v]
