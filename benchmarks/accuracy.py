@@ -33,7 +33,7 @@ def noise_sweep(run_dir:str)->list:
     "Gaussian-noise sweep of a finished run on its own test fold: rows of (perturbation, level, metric, scope, value)."
     from all_nb.train import load_run
     from all_nb.evaluate import robustness_sweep
-    sweep = robustness_sweep(load_run(run_dir), sweeps=NOISE_SWEEP)
+    sweep = robustness_sweep(load_run(run_dir).learn, sweeps=NOISE_SWEEP)
     return sweep[sweep.scope == 'overall'].to_dict('records')
 
 def best_fold0(folds:list, kind:str)->dict:
