@@ -11,7 +11,7 @@ __all__ = ['FOLD_METRICS', 'PER_IMAGE', 'TRUST_COLUMNS', 'evaluation_scores', 't
 
 # %% ../nbs/04c_cv.ipynb #94edab00
 import inspect, json, numbers, time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np, pandas as pd
@@ -53,8 +53,7 @@ def _run_fold(root, out:Path, fold:int, settings:dict, items:pd.DataFrame, folds
     cfg = json.loads(paths.config.read_text()) if paths.config.is_file() else {}
     status = cfg.get('status')
     predicts = {k: getattr(recipe, k) for k in PREDICTION_SETTINGS} if recipe is not None else {}
-    defaults = {f.name: f.default for f in fields(Recipe)}
-    retest = status == 'finished' and any(cfg['recipe'].get(k, defaults[k]) != v for k, v in predicts.items())  # only how it predicts changed
+    retest = status == 'finished' and any(getattr(Recipe(**cfg['recipe']), k) != v for k, v in predicts.items())  # only how it predicts changed
     if 'calibration' in earlier and 'probes' in earlier and not retest: return earlier
     if 'calibration' in earlier and not retest:  # scored before the shortcut probes: probe it, and write its report again with them
         result = dict(earlier, probes=probe_run(paths.dir, items=items))
