@@ -508,8 +508,9 @@ def plot_robustness(sweep:pd.DataFrame, # from `robustness_sweep`
         if rows.level.iloc[0] > rows.level.iloc[-1]: ax.invert_xaxis()
         ax.set(title=kind, xlabel=LEVEL_UNITS.get(kind, 'level'))
     axs[0, 0].set(ylabel='value', ylim=(min(0, sweep.value.min()), 1.02))
-    fig.legend(*axs[0, 0].get_legend_handles_labels(), loc='upper center', ncol=len(metrics), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, .9))
+    fig.suptitle('each test image seen once (no test-time augmentation), perturbed before normalisation', y=.99, fontsize='medium')
+    fig.legend(*axs[0, 0].get_legend_handles_labels(), loc='upper center', bbox_to_anchor=(.5, .93), ncol=len(metrics), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, .88))
     return fig
 
 # %% ../nbs/03_evaluate.ipynb #1ff77a0f
@@ -550,7 +551,7 @@ def evaluate_run(run, # a run folder written by `train.train_run`, or a `run.Run
                  n_boot:int=1000, # bootstrap resamples
                  tta:bool|None=None, # average each test image's 8 flips and quarter turns; default: as the recipe predicts
                  seed:int=0, # random seed of the resampling and the noise
-                 robustness:bool=True, # run the perturbation sweeps (one pass over the test set per level)
+                 robustness:bool=True, # run the perturbation sweeps (one pass over the test set per level, one view per image)
                  overwrite:bool=False # replace an earlier evaluation
                 )->dict:
     "Evaluate a run on its test split beside the colour baseline, fit its calibration on the validation split (kept in `model.json`); write `evaluation.json` and the plots."
