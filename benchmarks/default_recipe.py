@@ -84,7 +84,7 @@ def robustness_lines(rows:list)->list:
     return lines + [""]
 
 def markdown(res:dict)->str:
-    "The results page: the summary per split, then every fold, then the pooled confusion matrix."
+    "The results page: the summary per split, then every fold and the pooled confusion matrix, then the robustness sweep."
     from all_nb.benchmark import cv_table, markdown_table
     m = res['machine']
     lines = [f"# The default recipe, `{res['recipe']}`, under 5-fold cross-validation", "",
